@@ -1,0 +1,290 @@
+"""The conversation actor: one task (a lane) per active conversation.
+
+Messages of one conversation are handled in order by its lane; different conversations run
+concurrently; LLM calls share a capacity limiter; a lane idle for a while ends. On (re)start
+the actor first re-reads every pending inbound row from the store, so a crash loses nothing.
+A message that keeps crashing us is answered with the fallback after `MAX_ATTEMPTS`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import trio
+
+from actors.messages import InboundMessage, LeadView, ReplyChunk, ReplyEvent, TurnCompleted
+from store import conversations, leads, messages
+from store.db import Database
+from store.leads import Lead, LeadFields
+from store.messages import ReplyRecord
+from supervisor.business import BusinessConfig
+from supervisor.failpoints import Failpoints
+
+from .brain import Brain, BrainReply, BrainTurn, ChatLine, trim_history
+from .errors import BrainError
+
+log = logging.getLogger("conversation")
+
+SECONDS = 1.0
+LANE_IDLE_TIMEOUT = 120 * SECONDS
+LANE_BUFFER = 32
+MAX_ATTEMPTS = 3
+HISTORY_ROWS = 200
+
+
+@dataclass
+class ConversationContext:
+    db: Database
+    business: BusinessConfig
+    brain: Brain
+    turn_timeout: float
+    history_max_tokens: int
+    llm_limiter: trio.CapacityLimiter
+    failpoints: Failpoints = field(default_factory=Failpoints)
+    router: ConversationRouter | None = None  # the running incarnation's, for health
+
+    def statistics(self) -> ConversationStatistics | None:
+        return self.router.statistics() if self.router else None
+
+
+@dataclass(frozen=True)
+class ConversationStatistics:
+    active_lanes: int
+    turns: int
+    fallbacks: int
+
+
+def fallback_text(business: BusinessConfig) -> str:
+    phone = business.business.phone
+    tail = f" o llámanos al {phone}" if phone else ""
+    return (
+        "Disculpa, tuve un problema para responderte en este momento. "
+        f"¿Puedes escribirme de nuevo en unos segundos{tail}?"
+    )
+
+
+class ConversationRouter:
+    def __init__(self, ctx: ConversationContext, nursery: trio.Nursery) -> None:
+        self.ctx = ctx
+        self.nursery = nursery
+        self.lanes: dict[int, trio.MemorySendChannel[InboundMessage]] = {}
+        self.turns = 0
+        self.fallbacks = 0
+
+    def statistics(self) -> ConversationStatistics:
+        return ConversationStatistics(len(self.lanes), self.turns, self.fallbacks)
+
+    async def dispatch(self, message: InboundMessage) -> None:
+        lane = self.lanes.get(message.conversation_id)
+        if lane is None:
+            lane, receive = trio.open_memory_channel[InboundMessage](LANE_BUFFER)
+            self.lanes[message.conversation_id] = lane
+            self.nursery.start_soon(self._lane, message.conversation_id, receive)
+        await lane.send(message)
+
+    def close_lanes(self) -> None:
+        """Stop taking work: each lane finishes what it has queued, then ends."""
+        for lane in self.lanes.values():
+            lane.close()
+
+    async def _lane(
+        self, conversation_id: int, receive: trio.MemoryReceiveChannel[InboundMessage]
+    ) -> None:
+        async with receive:
+            while True:
+                with trio.move_on_after(LANE_IDLE_TIMEOUT) as idle:
+                    try:
+                        message = await receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                if idle.cancelled_caught:
+                    if receive.statistics().current_buffer_used == 0:
+                        lane = self.lanes.pop(conversation_id, None)
+                        if lane is not None:
+                            lane.close()
+                        return
+                    continue
+                await self._handle(message)
+
+    async def _handle(self, message: InboundMessage) -> None:
+        # The slot is closed whatever happens, so a waiting request never hangs.
+        slot = message.reply_slot
+        try:
+            await self._answer(message, slot)
+        finally:
+            if slot is not None:
+                slot.close()
+
+    async def _answer(
+        self, message: InboundMessage, slot: trio.MemorySendChannel[ReplyEvent] | None
+    ) -> None:
+        db = self.ctx.db
+        stored = messages.get(db, message.message_id)
+        if stored is None:
+            return  # deleted meanwhile
+        if stored.status != "pending":
+            # Already answered (a copy queued before a restart): hand over the stored reply.
+            await _deliver(slot, self._completed_from_store(message))
+            return
+        attempts = messages.start_attempt(db, message.message_id)
+        lead_before = leads.for_conversation(db, message.conversation_id)
+        if attempts > MAX_ATTEMPTS:
+            log.error(
+                "message %s failed %s times; answering with the fallback",
+                message.message_id,
+                attempts - 1,
+            )
+            reply = self._fallback(lead_before)
+        else:
+            self.ctx.failpoints.hit("conversation.turn")
+            reply = await self._think(message, lead_before, slot)
+
+        with db.transaction():
+            reply_id = messages.record_reply(
+                db,
+                message.conversation_id,
+                message.channel,
+                [message.message_id],
+                ReplyRecord(
+                    reply.text,
+                    reply.source,
+                    reply.model,
+                    reply.prompt_tokens,
+                    reply.completion_tokens,
+                ),
+            )
+            lead = (
+                leads.record_turn(
+                    db, message.conversation_id, message.channel, reply.lead, reply.classification
+                )
+                if reply_id
+                else lead_before
+            )
+        if reply_id is None:
+            await _deliver(slot, self._completed_from_store(message))
+            return
+        self.turns += 1
+        await _deliver(
+            slot,
+            TurnCompleted(
+                conversation_id=message.conversation_id,
+                inbound_id=message.message_id,
+                reply_id=reply_id,
+                reply=reply.text,
+                source=reply.source,
+                lead=LeadView.of(lead, message.channel),
+            ),
+        )
+
+    async def _think(
+        self,
+        message: InboundMessage,
+        lead_before: Lead | None,
+        slot: trio.MemorySendChannel[ReplyEvent] | None,
+    ) -> BrainReply:
+        db = self.ctx.db
+        history = [
+            ChatLine(m.role, m.content)
+            for m in messages.history(db, message.conversation_id, HISTORY_ROWS)
+            if m.role == "assistant" or m.status != "failed"
+        ]
+        turn = BrainTurn(
+            channel=message.channel,
+            history=trim_history(history, self.ctx.history_max_tokens),
+            known=lead_before.fields if lead_before else LeadFields(),
+        )
+        streaming = {"slot": slot}
+
+        async def on_chunk(text: str) -> None:
+            target = streaming["slot"]
+            if target is None:
+                return
+            try:
+                await target.send(ReplyChunk(text))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                streaming["slot"] = None  # the client left; the reply is still stored
+
+        with trio.move_on_after(self.ctx.turn_timeout) as deadline:
+            try:
+                async with self.ctx.llm_limiter:
+                    return await self.ctx.brain.reply(turn, on_chunk if slot else None)
+            except BrainError as exc:
+                log.warning("brain failed for conversation %s: %s", message.conversation_id, exc)
+        if deadline.cancelled_caught:
+            log.warning(
+                "brain timed out after %.1fs for conversation %s",
+                self.ctx.turn_timeout,
+                message.conversation_id,
+            )
+        return self._fallback(lead_before)
+
+    def _fallback(self, lead_before: Lead | None) -> BrainReply:
+        self.fallbacks += 1
+        return BrainReply(
+            text=fallback_text(self.ctx.business),
+            lead=LeadFields(),
+            classification=lead_before.classification if lead_before else "frio",
+            source="fallback",
+        )
+
+    def _completed_from_store(self, message: InboundMessage) -> TurnCompleted | None:
+        reply = messages.reply_to(self.ctx.db, message.message_id)
+        if reply is None:
+            return None
+        lead = leads.for_conversation(self.ctx.db, message.conversation_id)
+        return TurnCompleted(
+            message.conversation_id,
+            message.message_id,
+            reply.id,
+            reply.content,
+            "stored",
+            LeadView.of(lead, message.channel),
+        )
+
+
+async def _deliver(
+    slot: trio.MemorySendChannel[ReplyEvent] | None, event: TurnCompleted | None
+) -> None:
+    if slot is None or event is None:
+        return
+    try:
+        await slot.send(event)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the web request gave up; the reply is stored and shown in the history
+
+
+async def run(
+    ctx: ConversationContext,
+    inbox: trio.MemoryReceiveChannel[InboundMessage],
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The actor. `inbox` belongs to the supervisor: it is never closed here, so it outlives
+    this incarnation."""
+    async with trio.open_nursery() as nursery:
+        router = ConversationRouter(ctx, nursery)
+        ctx.router = router
+        pending = messages.pending_inbound(ctx.db)
+        if pending:
+            log.info("picking up %d pending message(s)", len(pending))
+        for stored in pending:
+            conversation = conversations.get(ctx.db, stored.conversation_id)
+            if conversation is None:
+                continue
+            await router.dispatch(
+                InboundMessage(stored.conversation_id, stored.id, stored.channel, stored.content)
+            )
+        task_status.started()
+        with trio.CancelScope() as intake:
+            nursery.start_soon(_cancel_when_set, stop, intake)
+            while True:
+                message = await inbox.receive()
+                await router.dispatch(message)
+        router.close_lanes()
+
+
+async def _cancel_when_set(stop: trio.Event, scope: trio.CancelScope) -> None:
+    await stop.wait()
+    scope.cancel()

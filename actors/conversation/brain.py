@@ -1,0 +1,57 @@
+"""What every brain (OpenAI-compatible or offline) takes and gives."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from store.leads import LeadFields
+
+OnChunk = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class BrainTurn:
+    channel: str
+    history: tuple[ChatLine, ...]  # oldest first, ending with the user's new message(s)
+    known: LeadFields = field(default_factory=LeadFields)
+
+
+@dataclass(frozen=True)
+class BrainReply:
+    text: str
+    lead: LeadFields
+    classification: str
+    source: str  # "llm" | "offline" | "fallback"
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class Brain(Protocol):
+    async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply: ...
+
+
+def approx_tokens(text: str) -> int:
+    """A cheap, conservative token estimate (about 4 characters a token in Spanish)."""
+    return len(text) // 4 + 4
+
+
+def trim_history(lines: list[ChatLine], budget_tokens: int) -> tuple[ChatLine, ...]:
+    """The newest lines that fit the budget; the newest one always stays."""
+    kept: list[ChatLine] = []
+    used = 0
+    for line in reversed(lines):
+        cost = approx_tokens(line.content)
+        if kept and used + cost > budget_tokens:
+            break
+        kept.append(line)
+        used += cost
+    return tuple(reversed(kept))

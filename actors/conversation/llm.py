@@ -1,0 +1,210 @@
+"""The LLM brain: OpenAI's Chat Completions API, which OpenAI-compatible servers (Ollama, vLLM,
+llama.cpp) speak too.
+
+The model answers a JSON object `{"reply", "lead": {...}}`. An invalid answer gets one repair
+round with the validation errors; 429, 5xx and network errors are retried with exponential
+backoff and jitter. What still fails raises a `BrainError`, and the turn gets the fallback."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import trio
+from openai.types.chat import ChatCompletionMessageParam
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from store.leads import CLASSIFICATIONS, LeadFields
+
+from .brain import BrainReply, BrainTurn, OnChunk
+from .errors import LLMInvalidOutput, LLMTransient, LLMUnavailable
+from .streaming import ReplyStreamExtractor
+
+log = logging.getLogger("conversation.llm")
+
+RETRY_INITIAL_WAIT = 0.5  # seconds
+RETRY_MAX_WAIT = 8.0
+_LEAD_KEYS = {
+    "nombre": "name",
+    "telefono": "phone",
+    "email": "email",
+    "servicio": "service",
+    "comuna": "area",
+    "urgencia": "urgency",
+}
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    model: str
+    temperature: float
+    max_tokens: int
+    max_attempts: int
+
+
+@dataclass
+class LLMStatistics:
+    calls: int = 0
+    errors: int = 0
+    retries: int = 0
+    repairs: int = 0
+    last_error: str | None = None
+
+
+class OpenAIBrain:
+    def __init__(
+        self, client: openai.AsyncOpenAI, options: LLMOptions, system_prompt: dict[str, str]
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.system_prompt = system_prompt  # by channel
+        self.stats = LLMStatistics()
+
+    async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": self.system_prompt[turn.channel]},
+            *(_chat_message(line.role, line.content) for line in turn.history),
+        ]
+        raw, usage = await self._with_retries(messages, on_chunk)
+        try:
+            parsed = parse_answer(raw)
+        except LLMInvalidOutput as invalid:
+            self.stats.repairs += 1
+            log.warning("model answer invalid, asking for a repair: %s", invalid)
+            repair = [
+                *messages,
+                _chat_message("assistant", raw),
+                _chat_message(
+                    "user",
+                    "Tu respuesta anterior no cumple el formato pedido: "
+                    f"{invalid}. Responde de nuevo solo con el objeto JSON "
+                    '{"reply": "...", "lead": {...}}, sin texto fuera de él.',
+                ),
+            ]
+            raw, more = await self._with_retries(repair, None)
+            usage = (usage[0] + more[0], usage[1] + more[1])
+            parsed = parse_answer(raw)
+        text, lead, classification = parsed
+        return BrainReply(
+            text=text,
+            lead=lead,
+            classification=classification,
+            source="llm",
+            model=self.options.model,
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
+        )
+
+    async def _with_retries(
+        self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
+    ) -> tuple[str, tuple[int, int]]:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(LLMTransient),
+            stop=stop_after_attempt(self.options.max_attempts),
+            wait=wait_random_exponential(multiplier=RETRY_INITIAL_WAIT, max=RETRY_MAX_WAIT),
+            sleep=trio.sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.stats.retries += 1
+                    return await self._complete(messages, on_chunk)
+        except LLMUnavailable as exc:
+            self.stats.errors += 1
+            self.stats.last_error = str(exc)
+            raise
+        raise AssertionError("unreachable: tenacity either returns or reraises")
+
+    async def _complete(
+        self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
+    ) -> tuple[str, tuple[int, int]]:
+        self.stats.calls += 1
+        try:
+            if on_chunk is None:
+                completion = await self.client.chat.completions.create(
+                    model=self.options.model,
+                    messages=messages,
+                    temperature=self.options.temperature,
+                    max_tokens=self.options.max_tokens,
+                    response_format={"type": "json_object"},
+                )
+                content = completion.choices[0].message.content or ""
+                usage = completion.usage
+                return content, (
+                    usage.prompt_tokens if usage else 0,
+                    usage.completion_tokens if usage else 0,
+                )
+            return await self._stream(messages, on_chunk)
+        except openai.APIStatusError as exc:
+            if exc.status_code == 429 or exc.status_code >= 500:
+                raise LLMTransient(f"model server answered {exc.status_code}") from exc
+            raise LLMUnavailable(f"model server refused: {exc.status_code}") from exc
+        except openai.APIConnectionError as exc:  # includes timeouts
+            raise LLMTransient(f"model server unreachable: {type(exc).__name__}") from exc
+
+    async def _stream(
+        self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk
+    ) -> tuple[str, tuple[int, int]]:
+        extractor = ReplyStreamExtractor()
+        pieces: list[str] = []
+        usage = (0, 0)
+        stream = await self.client.chat.completions.create(
+            model=self.options.model,
+            messages=messages,
+            temperature=self.options.temperature,
+            max_tokens=self.options.max_tokens,
+            response_format={"type": "json_object"},
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.usage:
+                    usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta.content or ""
+                if delta:
+                    pieces.append(delta)
+                    visible = extractor.feed(delta)
+                    if visible:
+                        await on_chunk(visible)
+        return "".join(pieces), usage
+
+
+def _chat_message(role: str, content: str) -> ChatCompletionMessageParam:
+    if role == "assistant":
+        return {"role": "assistant", "content": content}
+    return {"role": "user", "content": content}
+
+
+def parse_answer(raw: str) -> tuple[str, LeadFields, str]:
+    """Validate the model's JSON; raise `LLMInvalidOutput` naming what is wrong."""
+    try:
+        data: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise LLMInvalidOutput(f"no es JSON válido ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise LLMInvalidOutput("la raíz debe ser un objeto")
+    reply = data.get("reply")
+    if not isinstance(reply, str) or not reply.strip():
+        raise LLMInvalidOutput('falta "reply" (texto no vacío)')
+    lead = data.get("lead", {})
+    if not isinstance(lead, dict):
+        raise LLMInvalidOutput('"lead" debe ser un objeto')
+    values: dict[str, str | None] = {}
+    for spanish, english in _LEAD_KEYS.items():
+        value = lead.get(spanish, lead.get(english))
+        if value is not None and not isinstance(value, str | int | float):
+            raise LLMInvalidOutput(f'"lead.{spanish}" debe ser texto o null')
+        values[english] = str(value).strip() or None if value is not None else None
+    classification = lead.get("estado", "frio")
+    if classification not in CLASSIFICATIONS:
+        classification = "frio"
+    return reply.strip(), LeadFields(**values), str(classification)

@@ -1,0 +1,75 @@
+"""The HTTP application: pages from public/, the chat API and health."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from quart import Response, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from .chat import create_chat_blueprint
+from .context import IngressContext
+from .health import create_health_blueprint
+from .responses import error_response, json_response
+
+log = logging.getLogger("ingress")
+
+MEGABYTES = 1024 * 1024
+MAX_BODY_BYTES = 1 * MEGABYTES
+_HTTP_MESSAGES = {
+    400: "Petición inválida",
+    404: "No encontrado",
+    405: "Método no permitido",
+    413: "El cuerpo de la petición es demasiado grande",
+}
+
+
+def create_app(ctx: IngressContext) -> QuartTrio:
+    public = Path(ctx.settings.public_dir).resolve()
+    # Assets under /assets; pages by explicit routes, so /api/* never falls through to files.
+    app = QuartTrio("ia_comercial", static_folder=str(public / "assets"), static_url_path="/assets")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["JSON_AS_ASCII"] = False
+    app.register_blueprint(create_chat_blueprint(ctx))
+    app.register_blueprint(create_health_blueprint(ctx))
+
+    @app.get("/")
+    async def index() -> Response:
+        return await send_from_directory(public, "index.html")
+
+    @app.get("/api/business")
+    async def business() -> Response:
+        """What the public pages may show of the business: name, slogan, colours."""
+        b = ctx.business
+        return json_response(
+            {
+                "name": b.business.name,
+                "displayName": b.display_name,
+                "slogan": b.branding.slogan,
+                "primaryColor": b.branding.primaryColor,
+                "secondaryColor": b.branding.secondaryColor,
+                "logo": b.branding.logo,
+                "formality": b.conversationStyle.formality,
+            }
+        )
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return error_response(status, _HTTP_MESSAGES.get(status, exc.name))
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        # Logged with its traceback for us; the user gets a plain message.
+        log.error("unhandled error in a request: %s", type(exc).__name__, exc_info=exc)
+        return error_response(500, "Error interno. Intenta de nuevo en unos segundos.")
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    return app

@@ -1,0 +1,224 @@
+"""The web chat API, in the original system's request and response shapes.
+
+POST /api/chat stores the user's message before anything else, hands it to the conversation
+actor and waits (bounded) for the reply; with `Accept: text/event-stream` the reply streams
+as Server-Sent Events. A request never hangs and never shows a traceback: it gets the reply,
+the fallback reply, or 503 with Retry-After while the conversation actor is down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, request
+
+from actors.messages import InboundMessage, LeadView, ReplyChunk, ReplyEvent, TurnCompleted
+from store import conversations, leads, messages
+
+from .context import IngressContext
+from .responses import error_response, json_response, read_json_object
+
+log = logging.getLogger("ingress.chat")
+
+MAX_MESSAGE_CHARS = 4000
+REPLY_SLOT_BUFFER = 64
+HAND_OFF_TIMEOUT = 2.0  # seconds to queue a message for the conversation actor
+RETRY_AFTER_SECONDS = 5
+_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+def lead_json(lead: LeadView) -> dict[str, Any]:
+    return {
+        "nombre": lead.name,
+        "telefono": lead.phone,
+        "servicio": lead.service,
+        "comuna": lead.area,
+        "estado": lead.classification,
+        "canal": lead.channel,
+        "completo": lead.complete,
+        "prioridad": lead.priority,
+    }
+
+
+def turn_json(result: TurnCompleted, session_id: str) -> dict[str, Any]:
+    return {
+        "respuesta": result.reply,
+        "sessionId": session_id,
+        "lead": lead_json(result.lead),
+        "conversacionCompleta": result.lead.complete,
+        "leadGuardado": result.lead.saved,
+    }
+
+
+def _validate_chat(body: dict[str, Any]) -> tuple[str, str | None, list[dict[str, str]]]:
+    problems: list[dict[str, str]] = []
+    message = body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        problems.append({"campo": "message", "mensaje": "El mensaje no puede estar vacío"})
+        message = ""
+    session_id = body.get("sessionId")
+    if session_id is not None and (
+        not isinstance(session_id, str) or not _SESSION_ID.match(session_id)
+    ):
+        problems.append(
+            {
+                "campo": "sessionId",
+                "mensaje": "sessionId debe tener de 1 a 128 letras, números o . _ : -",
+            }
+        )
+        session_id = None
+    return message.strip(), session_id, problems
+
+
+def new_session_id() -> str:
+    return "session_" + secrets.token_urlsafe(16)
+
+
+def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
+    bp = Blueprint("chat", __name__)
+
+    @bp.post("/api/chat")
+    async def chat() -> Response:
+        body = await read_json_object()
+        if isinstance(body, Response):
+            return body
+        text, session_id, problems = _validate_chat(body)
+        if problems:
+            return error_response(400, "Datos de entrada inválidos", problems)
+        if len(text) > MAX_MESSAGE_CHARS:
+            return error_response(
+                413,
+                f"El mensaje supera {MAX_MESSAGE_CHARS} caracteres",
+                [
+                    {
+                        "campo": "message",
+                        "mensaje": f"El mensaje no puede superar {MAX_MESSAGE_CHARS} caracteres",
+                    }
+                ],
+            )
+        if not ctx.suite.is_running("conversation"):
+            return _unavailable()
+        session_id = session_id or new_session_id()
+        conversation = conversations.open_conversation(ctx.db, "web", session_id)
+        stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
+        assert stored is not None  # no external id, so never a duplicate
+        slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
+        inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send)
+        with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
+            await ctx.inbox.send(inbound)
+        if handoff.cancelled_caught:
+            slot_receive.close()
+            return _unavailable()
+        if "text/event-stream" in request.headers.get("Accept", ""):
+            return await _stream_reply(ctx, slot_receive, session_id)
+        async with slot_receive:
+            result = await _wait_for_turn(ctx, slot_receive)
+        if result is None:
+            return _unavailable()
+        return json_response({"success": True, "data": turn_json(result, session_id)})
+
+    @bp.post("/api/chat/reset")
+    async def reset() -> Response:
+        body = await read_json_object()
+        if isinstance(body, Response):
+            return body
+        session_id = body.get("sessionId")
+        if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+            return error_response(
+                400,
+                "El sessionId es requerido",
+                [{"campo": "sessionId", "mensaje": "El sessionId es requerido"}],
+            )
+        closed = conversations.close_conversation(ctx.db, "web", session_id)
+        return json_response(
+            {
+                "success": True,
+                "message": "Conversación reiniciada",
+                "data": {"sessionId": session_id, "cerrada": closed},
+            }
+        )
+
+    @bp.get("/api/chat/session/<session_id>")
+    async def session(session_id: str) -> Response:
+        if not _SESSION_ID.match(session_id):
+            return error_response(
+                400, "sessionId inválido", [{"campo": "sessionId", "mensaje": "sessionId inválido"}]
+            )
+        conversation = conversations.find_active(ctx.db, "web", session_id)
+        if conversation is None:
+            return error_response(404, "Conversación no encontrada")
+        history = messages.history(ctx.db, conversation.id)
+        lead = leads.for_conversation(ctx.db, conversation.id)
+        return json_response(
+            {
+                "success": True,
+                "data": {
+                    "sessionId": session_id,
+                    "canal": "web",
+                    "mensajes": len(history),
+                    "leadId": conversation.lead_id,
+                    "lead": lead_json(LeadView.of(lead, "web")),
+                    "historial": [
+                        {"role": m.role, "content": m.content, "fecha": m.created_at}
+                        for m in history
+                    ],
+                },
+            }
+        )
+
+    return bp
+
+
+def _unavailable() -> Response:
+    response = error_response(
+        503, "El asistente se está reiniciando. Intenta de nuevo en unos segundos."
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+async def _wait_for_turn(
+    ctx: IngressContext, slot: trio.MemoryReceiveChannel[ReplyEvent]
+) -> TurnCompleted | None:
+    """The turn's result; None if the conversation actor died mid-turn."""
+    with trio.move_on_after(ctx.settings.chat_timeout):
+        async for event in slot:
+            if isinstance(event, TurnCompleted):
+                return event
+        return None
+    log.error("chat reply not ready after %.0fs", ctx.settings.chat_timeout)
+    return None
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def _stream_reply(
+    ctx: IngressContext, slot: trio.MemoryReceiveChannel[ReplyEvent], session_id: str
+) -> Response:
+    async def events() -> AsyncIterator[bytes]:
+        async with slot:
+            yield _sse("start", {"sessionId": session_id})
+            with trio.move_on_after(ctx.settings.chat_timeout):
+                async for event in slot:
+                    if isinstance(event, ReplyChunk):
+                        yield _sse("token", {"text": event.text})
+                    elif isinstance(event, TurnCompleted):
+                        yield _sse("done", {"success": True, "data": turn_json(event, session_id)})
+                        return
+            yield _sse(
+                "error",
+                {"success": False, "error": "El asistente no pudo responder. Intenta de nuevo."},
+            )
+
+    response = Response(events(), status=200, content_type="text/event-stream; charset=utf-8")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None
+    return response

@@ -1,0 +1,39 @@
+"""What the ingress actor is given by the suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from actors.messages import InboundMessage
+from store.db import Database
+from supervisor.business import BusinessConfig
+from supervisor.settings import Settings
+from supervisor.supervisor import ActorStatistics
+
+
+class SuiteStatus(Protocol):
+    """The running suite as the ingress sees it (the supervisor's view)."""
+
+    version: str
+    started_at: str
+
+    def is_running(self, name: str) -> bool: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def actors(self) -> tuple[ActorStatistics, ...]: ...
+
+    def brain(self) -> str: ...
+
+
+@dataclass
+class IngressContext:
+    settings: Settings
+    db: Database
+    business: BusinessConfig
+    inbox: trio.MemorySendChannel[InboundMessage]
+    suite: SuiteStatus

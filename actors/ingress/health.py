@@ -1,0 +1,91 @@
+"""Health endpoints: `/health` for uptime monitors (cheap), `/health/live`, `/health/ready`
+(503 until every permanent actor runs) and `/health/detailed`. Nothing secret in any."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import psutil
+from quart import Blueprint, Response
+
+from supervisor.logs import Redactor
+from supervisor.supervisor import ActorState
+
+from .context import IngressContext
+from .responses import json_response
+
+
+def create_health_blueprint(ctx: IngressContext) -> Blueprint:
+    bp = Blueprint("health", __name__)
+    process = psutil.Process(os.getpid())
+    process.cpu_percent(None)  # prime the CPU sampler
+    redact = Redactor(ctx.settings.secrets())
+
+    @bp.get("/health")
+    async def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @bp.get("/health/live")
+    async def live() -> Response:
+        return json_response({"status": "alive"})
+
+    @bp.get("/health/ready")
+    async def ready() -> Response:
+        if ctx.suite.ready:
+            return json_response({"status": "ready"})
+        waiting = [a.name for a in ctx.suite.actors() if a.state != ActorState.RUNNING]
+        return json_response({"status": "starting", "waiting": waiting}, status=503)
+
+    @bp.get("/health/detailed")
+    async def detailed() -> Response:
+        actors = ctx.suite.actors()
+        failing = [a.name for a in actors if a.state in (ActorState.FAILED, ActorState.BACKING_OFF)]
+        status = "ok" if ctx.suite.ready and not failing else "degraded"
+        with process.oneshot():
+            memory = process.memory_info()
+            proc: dict[str, Any] = {
+                "pid": process.pid,
+                "rssBytes": memory.rss,
+                "cpuPercent": process.cpu_percent(None),
+                "threads": process.num_threads(),
+            }
+        report = {
+            "status": status,
+            "reasons": [f"actor {name} no está en marcha" for name in failing],
+            "version": ctx.suite.version,
+            "startedAt": ctx.suite.started_at,
+            "uptimeSeconds": round(time.time() - process.create_time(), 3),
+            "brain": ctx.suite.brain(),
+            "actors": [
+                {
+                    "name": a.name,
+                    "state": str(a.state),
+                    "restart": str(a.restart),
+                    "restarts": a.restarts,
+                    "uptimeSeconds": None
+                    if a.uptime_seconds is None
+                    else round(a.uptime_seconds, 3),
+                    "startedAt": a.started_at,
+                    "lastError": None
+                    if a.last_error is None
+                    else {
+                        "type": a.last_error.type,
+                        "message": a.last_error.message,
+                        "at": a.last_error.at,
+                    },
+                }
+                for a in actors
+            ],
+            "store": {"schemaVersion": ctx.db.schema_version()},
+            "process": proc,
+        }
+        # An error message could quote a credential; health output never does.
+        return Response(
+            redact(json.dumps(report, ensure_ascii=False)),
+            content_type="application/json; charset=utf-8",
+        )
+
+    return bp

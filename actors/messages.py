@@ -1,0 +1,82 @@
+"""The closed set of messages that travel on the suite's memory channels.
+
+Every message is a frozen dataclass; channels carry notices, the store holds the truth, so a
+message names the stored rows it is about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+
+from store.leads import Lead
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """The lead as the web chat shows it after a turn."""
+
+    name: str | None
+    phone: str | None
+    service: str | None
+    area: str | None
+    classification: str
+    channel: str
+
+    @classmethod
+    def of(cls, lead: Lead | None, channel: str) -> LeadView:
+        if lead is None:
+            return cls(None, None, None, None, "frio", channel)
+        f = lead.fields
+        return cls(f.name, f.phone, f.service, f.area, lead.classification, lead.channel)
+
+    @property
+    def complete(self) -> bool:
+        return all((self.name, self.phone, self.service, self.area))
+
+    @property
+    def priority(self) -> str:
+        return {"caliente": "alta", "tibio": "media"}.get(self.classification, "baja")
+
+    @property
+    def saved(self) -> bool:
+        """The original system's rule: a lead counts once it has a name and a phone or
+        service."""
+        return bool(self.name and (self.phone or self.service))
+
+
+@dataclass(frozen=True)
+class ReplyChunk:
+    """Part of a reply as the model writes it (streaming)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnCompleted:
+    """A user's message answered: the reply is stored, this is the notice."""
+
+    conversation_id: int
+    inbound_id: int
+    reply_id: int | None
+    reply: str
+    source: str
+    lead: LeadView
+
+
+ReplyEvent = ReplyChunk | TurnCompleted
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A stored, pending user message for the conversation actor.
+
+    `reply_slot` is where a waiting web chat request hears the reply; None for messages
+    picked up again after a restart, whose replies are only stored."""
+
+    conversation_id: int
+    message_id: int
+    channel: str
+    text: str
+    reply_slot: trio.MemorySendChannel[ReplyEvent] | None = None

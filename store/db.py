@@ -1,0 +1,118 @@
+"""The database handle: one apsw connection per process on the trio thread.
+
+Rule: no await inside a transaction. Every function here is synchronous and takes
+microseconds; long work (backup, VACUUM) opens its own connection in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from .migrations import MIGRATIONS
+
+SECONDS_MS = 1000
+BUSY_TIMEOUT_MS = 5 * SECONDS_MS
+
+Row = dict[str, Any]
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+def utc_now() -> str:
+    """Timestamps are ISO-8601 UTC text with milliseconds: sortable and portable."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class StoreStatistics:
+    path: str
+    schema_version: int
+    size_bytes: int
+    wal_bytes: int
+
+
+class Database:
+    """A thin, typed face over one apsw connection."""
+
+    def __init__(self, connection: apsw.Connection, path: Path) -> None:
+        self.connection = connection
+        self.path = path
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """`with db.transaction():` commits on success and rolls back on any exception."""
+        with self.connection:
+            yield
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        self.connection.execute(sql, params)
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        self.connection.execute(sql, params)
+        return int(self.connection.last_insert_rowid())
+
+    def changes(self, sql: str, params: Params = ()) -> int:
+        self.connection.execute(sql, params)
+        return int(self.connection.changes())
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        cursor = self.connection.execute(sql, params)
+        try:
+            names = [d[0] for d in cursor.get_description()]
+        except apsw.ExecutionCompleteError:  # no rows at all
+            return []
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = self.connection.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def schema_version(self) -> int:
+        return int(self.scalar("PRAGMA user_version"))
+
+    def statistics(self) -> StoreStatistics:
+        wal = Path(f"{self.path}-wal")
+        return StoreStatistics(
+            path=str(self.path),
+            schema_version=self.schema_version(),
+            size_bytes=self.path.stat().st_size if self.path.exists() else 0,
+            wal_bytes=wal.stat().st_size if wal.exists() else 0,
+        )
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def open_database(path: Path) -> Database:
+    """Open (creating the folder), set the pragmas and apply pending migrations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = apsw.Connection(str(path))
+    connection.set_busy_timeout(BUSY_TIMEOUT_MS)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    db = Database(connection, path)
+    migrate(db)
+    return db
+
+
+def migrate(db: Database) -> int:
+    """Apply every migration above `PRAGMA user_version`, each in its own transaction."""
+    current = db.schema_version()
+    for version, script in enumerate(MIGRATIONS, start=1):
+        if version <= current:
+            continue
+        with db.transaction():
+            db.connection.execute(script)
+            db.execute(f"PRAGMA user_version = {version}")
+    return db.schema_version()

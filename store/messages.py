@@ -1,0 +1,139 @@
+"""Messages of a conversation: inbound user messages and the assistant's replies.
+
+An inbound message is a row (status `pending`) before any work on it starts; its reply is
+written in the same transaction that marks it `handled`, and a unique index allows at most
+one reply per inbound message, so reprocessing after a crash never answers twice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from .db import Database, utc_now
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    conversation_id: int
+    channel: str
+    role: str
+    content: str
+    status: str | None
+    attempts: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ReplyRecord:
+    """What the brain answered, with where it came from and what it cost."""
+
+    content: str
+    source: str  # "llm" | "offline" | "fallback"
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+_COLUMNS = "id, conversation_id, channel, role, content, status, attempts, created_at"
+
+
+def _from_row(row: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(**row)
+
+
+def add_inbound(
+    db: Database,
+    conversation_id: int,
+    channel: str,
+    content: str,
+    external_id: str | None = None,
+) -> StoredMessage | None:
+    """Store a user's message as pending; None when (channel, external_id) is a duplicate."""
+    try:
+        new_id = db.insert(
+            "INSERT INTO messages (conversation_id, channel, role, content, external_id,"
+            " status, created_at) VALUES (?, ?, 'user', ?, ?, 'pending', ?)",
+            (conversation_id, channel, content, external_id, utc_now()),
+        )
+    except apsw.ConstraintError:
+        if external_id is None:
+            raise
+        return None
+    message = get(db, new_id)
+    assert message is not None
+    return message
+
+
+def get(db: Database, message_id: int) -> StoredMessage | None:
+    row = db.one(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message_id,))
+    return _from_row(row) if row else None
+
+
+def start_attempt(db: Database, message_id: int) -> int:
+    """Count an attempt before the work, so a message that crashes us is noticed."""
+    db.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,))
+    return int(db.scalar("SELECT attempts FROM messages WHERE id = ?", (message_id,)))
+
+
+def record_reply(
+    db: Database, conversation_id: int, channel: str, inbound_ids: Sequence[int], reply: ReplyRecord
+) -> int | None:
+    """Write the reply and mark its inbound message(s) handled, in one transaction.
+
+    Returns the reply's id, or None when these messages were already answered."""
+    with db.transaction():
+        still_pending = db.scalar(
+            f"SELECT count(*) FROM messages WHERE status = 'pending'"
+            f" AND id IN ({','.join('?' * len(inbound_ids))})",
+            tuple(inbound_ids),
+        )
+        if not still_pending:
+            return None
+        reply_id = db.insert(
+            "INSERT INTO messages (conversation_id, channel, role, content, reply_to, source,"
+            " model, prompt_tokens, completion_tokens, created_at)"
+            " VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?, ?)",
+            (
+                conversation_id,
+                channel,
+                reply.content,
+                max(inbound_ids),
+                reply.source,
+                reply.model,
+                reply.prompt_tokens,
+                reply.completion_tokens,
+                utc_now(),
+            ),
+        )
+        db.execute(
+            f"UPDATE messages SET status = 'handled'"
+            f" WHERE id IN ({','.join('?' * len(inbound_ids))})",
+            tuple(inbound_ids),
+        )
+    return reply_id
+
+
+def reply_to(db: Database, inbound_id: int) -> StoredMessage | None:
+    row = db.one(f"SELECT {_COLUMNS} FROM messages WHERE reply_to = ?", (inbound_id,))
+    return _from_row(row) if row else None
+
+
+def history(db: Database, conversation_id: int, limit: int = 200) -> list[StoredMessage]:
+    """The conversation's last `limit` messages, oldest first."""
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?",
+        (conversation_id, limit),
+    )
+    return [_from_row(r) for r in reversed(rows)]
+
+
+def pending_inbound(db: Database) -> list[StoredMessage]:
+    """Every inbound message not yet answered, oldest first: what a restart must pick up."""
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM messages WHERE status = 'pending' ORDER BY conversation_id, id"
+    )
+    return [_from_row(r) for r in rows]

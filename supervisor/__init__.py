@@ -1,0 +1,1 @@
+"""The trio supervisor, its settings, logging, systemd notification and the CLI."""

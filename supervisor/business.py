@@ -1,0 +1,215 @@
+"""The business's own config (`config/business.json`, the original system's format).
+
+Unknown keys are kept, so a file written for the original system loads unchanged; what the
+assistant relies on is typed and validated, and every problem names its field path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigProblem
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+WEEKDAYS_ES = {
+    "monday": "lunes",
+    "tuesday": "martes",
+    "wednesday": "miércoles",
+    "thursday": "jueves",
+    "friday": "viernes",
+    "saturday": "sábado",
+    "sunday": "domingo",
+}
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class BusinessInfo(_Section):
+    name: str = Field(min_length=1)
+    industry: str
+    shortName: str | None = None
+    description: str = ""
+    phone: str | None = None
+    email: str | None = None
+    website: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError("is not an e-mail address")
+        return value
+
+
+class Service(_Section):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    description: str = ""
+    estimatedTime: str | None = None
+    requiresVisit: bool = False
+    price: float | str | None = None
+
+
+class AdditionalFees(_Section):
+    enabled: bool = False
+    message: str = ""
+
+
+class Coverage(_Section):
+    regions: list[str]
+    communes: list[str]
+    additionalFees: AdditionalFees | None = None
+
+
+class WorkingDay(_Section):
+    enabled: bool = False
+    open: str = "09:00"
+    close: str = "18:00"
+
+    @field_validator("open", "close")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError("must be a time HH:MM (24 h)")
+        return value
+
+
+class Schedule(_Section):
+    timezone: str
+    workingDays: dict[str, WorkingDay]
+    emergencyService: dict[str, Any] | None = None
+    holidays: dict[str, Any] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use e.g. America/Santiago)") from None
+        return value
+
+    @field_validator("workingDays")
+    @classmethod
+    def _weekday_names(cls, value: dict[str, WorkingDay]) -> dict[str, WorkingDay]:
+        unknown = sorted(set(value) - set(WEEKDAYS))
+        if unknown:
+            raise ValueError(f"unknown weekday(s) {', '.join(unknown)}; use {', '.join(WEEKDAYS)}")
+        return value
+
+
+class Pricing(_Section):
+    showPrices: bool = False
+    requireQuote: bool = True
+    message: str = ""
+    paymentMethods: list[str] = []
+
+
+class ConversationStyle(_Section):
+    tone: str = "cercano y profesional"
+    formality: Literal["tú", "usted"] = "tú"
+    personality: str = ""
+    guidelines: list[str] = []
+
+
+class Notifications(_Section):
+    ownerEmail: str | None = None
+    ownerPhone: str | None = None
+    notifyOn: list[Literal["caliente", "tibio", "frio"]] = ["caliente"]
+    emailSubjectPrefix: str = "Nuevo lead -"
+
+
+class Branding(_Section):
+    primaryColor: str = "#2563eb"
+    secondaryColor: str = "#0ea5e9"
+    logo: str | None = None
+    slogan: str = ""
+
+    @field_validator("primaryColor", "secondaryColor")
+    @classmethod
+    def _hex_colour(cls, value: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?", value):
+            raise ValueError("must be a colour like #6366f1")
+        return value
+
+
+class Metadata(_Section):
+    version: str
+    clientId: str
+    instanceType: Literal["development", "staging", "production"] | None = None
+
+
+class BusinessConfig(_Section):
+    business: BusinessInfo
+    services: list[Service] = Field(min_length=1)
+    coverage: Coverage
+    schedule: Schedule
+    pricing: Pricing = Pricing()
+    qualifications: dict[str, Any] | None = None
+    conversationStyle: ConversationStyle = ConversationStyle()
+    notifications: Notifications = Notifications()
+    branding: Branding = Branding()
+    metadata: Metadata | None = None
+    language: str = "es"
+
+    @property
+    def display_name(self) -> str:
+        return self.business.shortName or self.business.name
+
+
+def load_business(path: Path) -> BusinessConfig:
+    """Load and validate; raise `ConfigProblem` with file, field path and reason for each."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigProblem([(file, "(file)", "not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigProblem([(file, "(file)", f"cannot be read: {exc}")]) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ConfigProblem([(file, where, f"invalid JSON: {exc.msg}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigProblem([(file, "(root)", "must be a JSON object")])
+    try:
+        return BusinessConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigProblem(
+            [(file, _field_path(e["loc"]), _reason(e)) for e in exc.errors()]
+        ) from None
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + part)
+    return "".join(parts) or "(root)"
+
+
+def _reason(error: Any) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "is required"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def fold(text: str) -> str:
+    """Lower-case without accents: how we compare words a user types with config text."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))

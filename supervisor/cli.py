@@ -1,0 +1,127 @@
+"""`ia-comercial`: run the suite, or check its configuration."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from .errors import ConfigProblem, SupervisorGaveUp
+from .logs import setup_logging
+from .settings import Settings, load_settings
+from .suite import Suite, check_config
+from .systemd import SystemdNotifier
+
+log = logging.getLogger("cli")
+
+EXIT_OK = 0
+EXIT_GAVE_UP = 1
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ia-comercial", description="Asistente comercial con IA (suite de actores)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the suite (HTTP on HOST:PORT)")
+    commands.add_parser("check-config", help="validate settings, business.json and the prompt")
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return cmd_check_config()
+    return cmd_run()
+
+
+def _load() -> tuple[Settings, object, str] | int:
+    try:
+        settings = load_settings()
+    except ConfigProblem as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    try:
+        business, rules = check_config(settings)
+    except ConfigProblem as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    return settings, business, rules
+
+
+def cmd_check_config() -> int:
+    loaded = _load()
+    if isinstance(loaded, int):
+        return loaded
+    settings, business, _rules = loaded
+    from .business import BusinessConfig
+
+    assert isinstance(business, BusinessConfig)
+    brain = (
+        f"OpenAI-compatible ({settings.openai_model})"
+        if not settings.offline
+        else "offline (no OPENAI_API_KEY)"
+    )
+    print(
+        f"OK  {settings.business_config}: {business.business.name}, "
+        f"{len(business.services)} services, timezone {business.schedule.timezone}"
+    )
+    print(f"OK  {settings.system_prompt_path}")
+    print(
+        f"    database {settings.database_path}, logs {settings.log_dir}, "
+        f"http://{settings.host}:{settings.port}, brain {brain}"
+    )
+    return EXIT_OK
+
+
+def cmd_run() -> int:
+    loaded = _load()
+    if isinstance(loaded, int):
+        return loaded
+    settings, business, rules = loaded
+    setup_logging(settings.log_dir, settings.log_level, settings.secrets())
+    notifier = SystemdNotifier()
+    try:
+        trio.run(_serve, Suite(settings, business, rules, notifier))  # type: ignore[arg-type]
+    except SupervisorGaveUp as exc:
+        log.critical("giving up: %s", exc)
+        return EXIT_GAVE_UP
+    except BaseExceptionGroup as group:
+        gave_up, rest = group.split(SupervisorGaveUp)
+        if rest is not None:
+            raise
+        reason = gave_up.exceptions[0] if gave_up is not None else group
+        while isinstance(reason, BaseExceptionGroup):
+            reason = reason.exceptions[0]
+        log.critical("giving up: %s", reason)
+        return EXIT_GAVE_UP
+    finally:
+        notifier.close()
+    log.info("stopped")
+    return EXIT_OK
+
+
+async def _serve(suite: Suite) -> None:
+    """Run until SIGTERM/SIGINT, then stop in order: ingress drains first, the rest follow."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("%s received: stopping", signal.Signals(signum).name)
+                    suite.shutdown()
+
+            nursery.start_soon(stop_on_signal)
+            await suite.run()
+            nursery.cancel_scope.cancel()
+
+
+def _print_problems(problem: ConfigProblem) -> None:
+    print("Configuration problems:", file=sys.stderr)
+    for line in problem.lines():
+        print(f"  {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

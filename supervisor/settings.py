@@ -1,0 +1,199 @@
+"""Settings from the environment and a `.env` file.
+
+The environment wins over `.env`; the original Node.js system's variable names are accepted as
+aliases so a business can keep the `.env` it had. Every problem is reported with the variable
+name and a reason, never with a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .errors import ConfigProblem
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECONDS = 1.0
+
+# Our name -> the original system's names that mean the same thing.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "DATABASE_PATH": ("DB_PATH",),
+    "OPENAI_BASE_URL": ("OPENAI_API_BASE",),
+    "BUSINESS_CONFIG": ("BUSINESS_CONFIG_PATH",),
+    "LOG_LEVEL": ("LOGLEVEL",),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the suite reads from its environment, typed and defaulted."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    database_path: Path = Path("db/leads.db")
+    log_dir: Path = Path("logs")
+    log_level: str = "INFO"
+    backup_dir: Path = Path("db/backups")
+    business_config: Path = Path("config/business.json")
+    system_prompt_path: Path = Path("prompts/systemPrompt.txt")
+    public_dir: Path = PROJECT_ROOT / "public"
+    openai_api_key: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    openai_timeout: float = 30 * SECONDS
+    openai_max_retries: int = 3
+    openai_temperature: float = 0.7
+    openai_max_tokens: int = 500
+    llm_concurrency: int = 8
+    history_max_tokens: int = 6000
+    failpoints: str = ""
+    env_file: Path | None = field(default=None, compare=False)
+
+    @property
+    def offline(self) -> bool:
+        return not self.openai_api_key
+
+    @property
+    def chat_timeout(self) -> float:
+        """How long a web chat request may wait: the LLM budget plus time to store and answer."""
+        return self.openai_timeout + 5 * SECONDS
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line, a health answer or an error."""
+        return tuple(s for s in (self.openai_api_key,) if s)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> Settings:
+    """Read settings; raise `ConfigProblem` listing every bad variable at once."""
+    environ = os.environ if environ is None else environ
+    env_path = env_file if env_file is not None else Path(".env")
+    from_file: dict[str, str] = {}
+    if env_path.is_file():
+        from_file = {k: v for k, v in dotenv_values(env_path).items() if v is not None}
+    merged = {**from_file, **environ}
+    source = str(env_path) if from_file else "environment"
+    reader = _Reader(merged, source)
+
+    settings = Settings(
+        host=reader.text("HOST", "127.0.0.1"),
+        port=reader.integer("PORT", 3000, low=0, high=65535),
+        database_path=reader.path("DATABASE_PATH", Path("db/leads.db")),
+        log_dir=reader.path("LOG_DIR", Path("logs")),
+        log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        backup_dir=reader.path("BACKUP_DIR", Path("db/backups")),
+        business_config=reader.path("BUSINESS_CONFIG", Path("config/business.json")),
+        system_prompt_path=reader.path("SYSTEM_PROMPT_PATH", Path("prompts/systemPrompt.txt")),
+        public_dir=reader.path("PUBLIC_DIR", PROJECT_ROOT / "public"),
+        openai_api_key=reader.optional("OPENAI_API_KEY"),
+        openai_model=reader.text("OPENAI_MODEL", "gpt-4o-mini"),
+        openai_base_url=reader.optional("OPENAI_BASE_URL"),
+        openai_timeout=reader.duration("OPENAI_TIMEOUT", 30 * SECONDS),
+        openai_max_retries=reader.integer("OPENAI_MAX_RETRIES", 3, low=1, high=10),
+        openai_temperature=reader.number("OPENAI_TEMPERATURE", 0.7, low=0.0, high=2.0),
+        openai_max_tokens=reader.integer("OPENAI_MAX_TOKENS", 500, low=16, high=16384),
+        llm_concurrency=reader.integer("LLM_CONCURRENCY", 8, low=1, high=256),
+        history_max_tokens=reader.integer("HISTORY_MAX_TOKENS", 6000, low=200, high=200_000),
+        failpoints=reader.text("IA_FAILPOINTS", ""),
+        env_file=env_path if from_file else None,
+    )
+    if reader.problems:
+        raise ConfigProblem(reader.problems)
+    return settings
+
+
+_PLACEHOLDER_KEY = re.compile(r"^(tu_|your_|sk-\.\.\.|changeme)", re.IGNORECASE)
+
+
+class _Reader:
+    """Reads one variable at a time, collecting problems instead of stopping at the first."""
+
+    def __init__(self, values: Mapping[str, str], source: str) -> None:
+        self.values = values
+        self.source = source
+        self.problems: list[tuple[str, str, str]] = []
+
+    def _raw(self, name: str) -> str | None:
+        for candidate in (name, *ALIASES.get(name, ())):
+            value = self.values.get(candidate)
+            if value is not None and value.strip() != "":
+                return value.strip()
+        return None
+
+    def _problem(self, name: str, reason: str) -> None:
+        self.problems.append((self.source, name, reason))
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def optional(self, name: str) -> str | None:
+        value = self._raw(name)
+        # The original's .env.example shipped "tu_clave_de_openai_aqui": treat it as unset.
+        if value is None or _PLACEHOLDER_KEY.match(value):
+            return None
+        return value
+
+    def path(self, name: str, default: Path) -> Path:
+        raw = self._raw(name)
+        return Path(raw) if raw else default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.upper() not in allowed:
+            self._problem(name, f"must be one of {', '.join(allowed)}, got {raw!r}")
+            return default
+        return raw.upper()
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self._problem(name, f"must be a whole number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self._problem(name, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def number(self, name: str, default: float, *, low: float, high: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self._problem(name, f"must be a number, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self._problem(name, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def duration(self, name: str, default: float) -> float:
+        """Seconds: "30", "30s", "1.5" or "30000ms". A bare number of 1000 or more is read as
+        milliseconds, the unit the original system used for the same variable."""
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s)?", raw)
+        if not match:
+            self._problem(name, f"must be a duration such as 30, 30s or 30000ms, got {raw!r}")
+            return default
+        value, unit = float(match.group(1)), match.group(2)
+        if unit == "ms" or (unit is None and value >= 1000):
+            value /= 1000
+        if not 0.05 <= value <= 600:
+            self._problem(name, f"must be between 0.05 s and 600 s, got {value:g} s")
+            return default
+        return value

@@ -1,0 +1,216 @@
+"""The suite: wires channels and actors under one supervisor.
+
+The supervisor owns the memory channels: they are created here, once, and the same ends are
+handed to every incarnation of an actor, so a restart never breaks a neighbour. Adding an
+actor is one `ChildSpec` in `_children` (children start in list order, stop in reverse).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import openai
+import trio
+
+from actors import conversation, ingress
+from actors.conversation.brain import Brain
+from actors.conversation.llm import LLMOptions, OpenAIBrain
+from actors.conversation.offline import OfflineBrain
+from actors.conversation.prompt import system_prompt
+from actors.messages import InboundMessage
+from store.db import Database, open_database, utc_now
+
+from .business import BusinessConfig, load_business
+from .errors import ConfigProblem
+from .failpoints import Failpoints
+from .settings import Settings
+from .supervisor import ActorStatistics, ChildSpec, Restart, Supervisor
+from .systemd import SystemdNotifier
+
+log = logging.getLogger("suite")
+
+SECONDS = 1.0
+INBOX_BUFFER = 64
+CHANNELS = ("web", "whatsapp", "instagram")
+
+
+def suite_version() -> str:
+    try:
+        return version("ia-comercial")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def load_rules(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigProblem([(str(path), "(file)", "not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigProblem([(str(path), "(file)", f"cannot be read: {exc}")]) from None
+
+
+def check_config(settings: Settings) -> tuple[BusinessConfig, str]:
+    """Everything `run` needs from disk, validated; raises `ConfigProblem` listing it all."""
+    problems: list[tuple[str, str, str]] = []
+    business: BusinessConfig | None = None
+    rules = ""
+    try:
+        business = load_business(settings.business_config)
+    except ConfigProblem as exc:
+        problems += exc.problems
+    try:
+        rules = load_rules(settings.system_prompt_path)
+    except ConfigProblem as exc:
+        problems += exc.problems
+    try:
+        Failpoints(settings.failpoints)
+    except ConfigProblem as exc:
+        problems += exc.problems
+    if problems or business is None:
+        raise ConfigProblem(problems)
+    return business, rules
+
+
+class Suite:
+    def __init__(
+        self,
+        settings: Settings,
+        business: BusinessConfig,
+        rules: str,
+        notifier: SystemdNotifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.business = business
+        self.rules = rules
+        self.notifier = notifier or SystemdNotifier({})
+        self.version = suite_version()
+        self.started_at = utc_now()
+        self.bound: list[str] = []
+        self.db: Database | None = None
+        self.failpoints = Failpoints(settings.failpoints)
+        # The supervisor's channels: created once, outliving every actor incarnation.
+        self.inbox_send, self.inbox_receive = trio.open_memory_channel[InboundMessage](INBOX_BUFFER)
+        self.supervisor: Supervisor | None = None
+
+    # -- the SuiteStatus the ingress reads -----------------------------------------------
+
+    def is_running(self, name: str) -> bool:
+        return self.supervisor is not None and self.supervisor.is_running(name)
+
+    @property
+    def ready(self) -> bool:
+        return self.supervisor is not None and self.supervisor.ready
+
+    def actors(self) -> tuple[ActorStatistics, ...]:
+        return self.supervisor.statistics() if self.supervisor else ()
+
+    def brain(self) -> str:
+        if self.settings.offline:
+            return "offline"
+        return f"openai-compatible ({self.settings.openai_model})"
+
+    @property
+    def url(self) -> str:
+        return self.bound[0] if self.bound else ""
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1", "STATUS=Deteniendo")
+        if self.supervisor is not None:
+            self.supervisor.shutdown()
+
+    async def run(self, *, task_status: trio.TaskStatus[Suite] = trio.TASK_STATUS_IGNORED) -> None:
+        self.db = open_database(self.settings.database_path)
+        try:
+            self.supervisor = Supervisor(self._children(self.db), on_status=self.notifier.status)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.notifier.keep_watchdog_fed)
+                await nursery.start(self._supervise, self.supervisor, nursery.cancel_scope)
+                self.notifier.notify("READY=1", f"STATUS=Atendiendo en {self.url}")
+                log.info("suite ready on %s (brain: %s)", self.url, self.brain())
+                task_status.started(self)
+        finally:
+            self.db.close()
+
+    @staticmethod
+    async def _supervise(
+        supervisor: Supervisor, done: trio.CancelScope, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        await supervisor.run(task_status=task_status)
+        done.cancel()  # the supervisor has stopped every actor: end the watchdog too
+
+    def _children(self, db: Database) -> list[ChildSpec]:
+        conversation_ctx = conversation.ConversationContext(
+            db=db,
+            business=self.business,
+            brain=OfflineBrain(self.business),  # replaced per incarnation by _conversation
+            turn_timeout=self.settings.openai_timeout,
+            history_max_tokens=self.settings.history_max_tokens,
+            llm_limiter=trio.CapacityLimiter(self.settings.llm_concurrency),
+            failpoints=self.failpoints,
+        )
+        ingress_ctx = ingress.IngressContext(
+            settings=self.settings,
+            db=db,
+            business=self.business,
+            inbox=self.inbox_send,
+            suite=self,
+        )
+        return [
+            ChildSpec(
+                "conversation",
+                partial(self._conversation, conversation_ctx),
+                Restart.PERMANENT,
+                shutdown_timeout=5 * SECONDS,
+            ),
+            ChildSpec(
+                "ingress",
+                partial(ingress.run, ingress_ctx, self.bound),
+                Restart.PERMANENT,
+                shutdown_timeout=12 * SECONDS,
+            ),
+        ]
+
+    async def _conversation(
+        self,
+        ctx: conversation.ConversationContext,
+        stop: trio.Event,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with self._brain() as brain:
+            ctx.brain = brain
+            await conversation.run(ctx, self.inbox_receive, stop, task_status=task_status)
+
+    @asynccontextmanager
+    async def _brain(self) -> AsyncIterator[Brain]:
+        """The brain for one incarnation; an OpenAI client is always closed after use."""
+        if self.settings.offline:
+            yield OfflineBrain(self.business)
+            return
+        async with openai.AsyncOpenAI(
+            api_key=self.settings.openai_api_key,
+            base_url=self.settings.openai_base_url,
+            timeout=self.settings.openai_timeout,
+            max_retries=0,  # ours, with backoff and jitter, in the brain
+        ) as client:
+            yield OpenAIBrain(
+                client,
+                LLMOptions(
+                    self.settings.openai_model,
+                    self.settings.openai_temperature,
+                    self.settings.openai_max_tokens,
+                    self.settings.openai_max_retries,
+                ),
+                {
+                    channel: system_prompt(self.business, self.rules, channel)
+                    for channel in CHANNELS
+                },
+            )

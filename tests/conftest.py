@@ -1,0 +1,67 @@
+"""Shared test harness: settings in a temporary folder, the suite in-process, system deps."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from supervisor.business import load_business
+from supervisor.settings import Settings, load_settings
+from supervisor.suite import Suite, load_rules
+from tests.fakes.openai_server import FakeOpenAI, serve_fake
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+KNOWN_SECRET = "sk-test-KNOWN-SECRET-0123456789abcdef"
+
+
+def require_system(path: str, package: str) -> str:
+    """The path of a Debian-provided program, or skip (fail under REQUIRE_SYSTEM_DEPS=1)."""
+    if Path(path).exists() or shutil.which(path):
+        return path
+    reason = f"needs Debian package {package!r} ({path} not found); apt-get install {package}"
+    if os.environ.get("REQUIRE_SYSTEM_DEPS") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def make_settings(tmp_path: Path, **env: str) -> Settings:
+    base = {
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+        "DATABASE_PATH": str(tmp_path / "db" / "leads.db"),
+        "LOG_DIR": str(tmp_path / "logs"),
+        "BUSINESS_CONFIG": str(ROOT / "config" / "business.json"),
+        "SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"),
+    }
+    return load_settings({**base, **env}, env_file=tmp_path / "no.env")
+
+
+@asynccontextmanager
+async def running_suite(settings: Settings) -> AsyncIterator[tuple[Suite, httpx.AsyncClient]]:
+    business = load_business(settings.business_config)
+    rules = load_rules(settings.system_prompt_path)
+    async with trio.open_nursery() as nursery:
+        suite: Suite = await nursery.start(Suite(settings, business, rules).run)
+        async with httpx.AsyncClient(base_url=suite.url, timeout=30) as client:
+            try:
+                yield suite, client
+            finally:
+                suite.shutdown()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+async def fake_llm(nursery: trio.Nursery) -> FakeOpenAI:
+    return await serve_fake(nursery, FakeOpenAI())

@@ -1,0 +1,81 @@
+"""The store's guarantees: migrations, one reply per message, duplicates ignored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from store import conversations, leads, messages
+from store.db import migrate, open_database
+from store.leads import LeadFields
+from store.messages import ReplyRecord
+
+
+def test_migrations_apply_once_and_set_user_version(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "x" / "leads.db")
+    assert db.schema_version() == 1
+    assert db.scalar("PRAGMA journal_mode") == "wal"
+    assert db.scalar("PRAGMA foreign_keys") == 1
+    db.close()
+    again = open_database(tmp_path / "x" / "leads.db")
+    assert migrate(again) == 1
+    tables = {r["name"] for r in again.all("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"conversations", "messages", "leads"} <= tables
+    again.close()
+
+
+def test_a_message_is_answered_at_most_once(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "web", "s")
+    inbound = messages.add_inbound(db, conv.id, "web", "hola")
+    assert inbound is not None
+    first = messages.record_reply(db, conv.id, "web", [inbound.id], ReplyRecord("uno", "offline"))
+    second = messages.record_reply(db, conv.id, "web", [inbound.id], ReplyRecord("dos", "offline"))
+    assert first is not None and second is None
+    assert [m.content for m in messages.history(db, conv.id)] == ["hola", "uno"]
+    assert messages.pending_inbound(db) == []
+
+
+def test_duplicate_external_ids_are_ignored(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "whatsapp", "56911112222")
+    assert messages.add_inbound(db, conv.id, "whatsapp", "hola", external_id="wamid.1")
+    assert messages.add_inbound(db, conv.id, "whatsapp", "hola", external_id="wamid.1") is None
+    assert db.scalar("SELECT count(*) FROM messages") == 1
+
+
+def test_pending_messages_survive_reopening(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "web", "s")
+    messages.add_inbound(db, conv.id, "web", "uno")
+    messages.add_inbound(db, conv.id, "web", "dos")
+    db.close()
+    db = open_database(tmp_path / "leads.db")
+    assert [m.content for m in messages.pending_inbound(db)] == ["uno", "dos"]
+
+
+def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "web", "s")
+    with pytest.raises(RuntimeError), db.transaction():
+        messages.add_inbound(db, conv.id, "web", "uno")
+        raise RuntimeError("crash mid-transaction")
+    assert db.scalar("SELECT count(*) FROM messages") == 0
+
+
+def test_lead_fields_merge_and_reset_opens_a_new_conversation(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "web", "s")
+    assert leads.record_turn(db, conv.id, "web", LeadFields(), "frio") is None
+    leads.record_turn(db, conv.id, "web", LeadFields(name="Ana"), "tibio")
+    lead = leads.record_turn(db, conv.id, "web", LeadFields(phone="+56911112222"), "caliente")
+    assert lead is not None
+    assert (lead.fields.name, lead.fields.phone, lead.classification) == (
+        "Ana",
+        "+56911112222",
+        "caliente",
+    )
+    assert conversations.close_conversation(db, "web", "s")
+    fresh = conversations.open_conversation(db, "web", "s")
+    assert fresh.id != conv.id and fresh.lead_id is None

@@ -1,0 +1,80 @@
+"""`ia-comercial check-config` and `run` on good and broken configuration (as a user runs
+them: a subprocess, its exit code and what it prints)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import DATA, ROOT
+
+CLI = [sys.executable, "-m", "supervisor.cli"]
+
+
+def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "PORT"))}
+    environment.update({"SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"), **env})
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_shipped_config_is_valid(tmp_path: Path) -> None:
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=str(ROOT / "config" / "business.json"))
+    assert r.returncode == 0, r.stderr
+    assert "Climatización Cordillera, 4 services" in r.stdout
+    assert "brain offline" in r.stdout
+
+
+def test_the_original_systems_config_loads_unchanged(tmp_path: Path) -> None:
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=str(DATA / "legacy-business.json"))
+    assert r.returncode == 0, r.stderr
+    assert "SendSpress, 6 services, timezone America/Santiago" in r.stdout
+
+
+def test_bad_json_names_the_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "business.json"
+    broken.write_text('{\n  "business": {"name": "X",\n  "industry": "Y"\n  "services": []\n}\n')
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=str(broken))
+    assert r.returncode == 2
+    assert f"{broken}: line 4, column 3: invalid JSON: Expecting ',' delimiter" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_field_and_wrong_type_name_their_paths(tmp_path: Path) -> None:
+    data = json.loads((DATA / "legacy-business.json").read_text())
+    del data["services"]
+    data["coverage"]["communes"] = "Santiago"
+    data["schedule"]["workingDays"]["monday"]["open"] = "9am"
+    data["conversationStyle"]["formality"] = "vos"
+    broken = tmp_path / "business.json"
+    broken.write_text(json.dumps(data))
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=str(broken))
+    assert r.returncode == 2
+    assert f"{broken}: services: is required" in r.stderr
+    assert f"{broken}: coverage.communes: Input should be a valid list" in r.stderr
+    assert f"{broken}: schedule.workingDays.monday.open: must be a time HH:MM" in r.stderr
+    assert f"{broken}: conversationStyle.formality: Input should be 'tú' or 'usted'" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_run_refuses_to_start_on_invalid_config(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    r = cli(["run"], tmp_path, BUSINESS_CONFIG=str(missing), PORT="0")
+    assert r.returncode == 2
+    assert f"{missing}: (file): not found" in r.stderr
+    assert not (tmp_path / "db").exists()  # nothing was created
+
+
+def test_bad_environment_is_reported_by_variable(tmp_path: Path) -> None:
+    r = cli(
+        ["check-config"],
+        tmp_path,
+        BUSINESS_CONFIG=str(ROOT / "config" / "business.json"),
+        PORT="http",
+    )
+    assert r.returncode == 2
+    assert "environment: PORT: must be a whole number, got 'http'" in r.stderr

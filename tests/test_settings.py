@@ -1,0 +1,63 @@
+"""Settings: defaults, .env, the original system's names, and clear problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.errors import ConfigProblem
+from supervisor.settings import load_settings
+
+
+def test_defaults_are_the_embedded_ones(tmp_path: Path) -> None:
+    s = load_settings({}, env_file=tmp_path / "none.env")
+    assert (s.host, s.port, str(s.database_path), str(s.log_dir)) == (
+        "127.0.0.1",
+        3000,
+        "db/leads.db",
+        "logs",
+    )
+    assert str(s.backup_dir) == "db/backups"
+    assert str(s.business_config) == "config/business.json"
+    assert str(s.system_prompt_path) == "prompts/systemPrompt.txt"
+    assert s.openai_model == "gpt-4o-mini" and s.openai_timeout == 30
+    assert s.offline
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("PORT=4100\nOPENAI_MODEL=llama3\nOPENAI_API_KEY=sk-from-file-123456789\n")
+    s = load_settings({"PORT": "4200"}, env_file=env)
+    assert s.port == 4200 and s.openai_model == "llama3"
+    assert s.openai_api_key == "sk-from-file-123456789" and not s.offline
+
+
+def test_original_names_and_units_are_accepted(tmp_path: Path) -> None:
+    s = load_settings(
+        {
+            "OPENAI_TIMEOUT": "30000",
+            "DB_PATH": "/tmp/x.db",
+            "OPENAI_API_BASE": "http://127.0.0.1:11434/v1",
+        },
+        env_file=tmp_path / "none.env",
+    )
+    assert s.openai_timeout == 30  # the original counted milliseconds
+    assert str(s.database_path) == "/tmp/x.db"
+    assert s.openai_base_url == "http://127.0.0.1:11434/v1"
+    assert load_settings({"OPENAI_TIMEOUT": "2.5s"}, env_file=tmp_path / "n").openai_timeout == 2.5
+
+
+def test_the_originals_placeholder_key_means_offline(tmp_path: Path) -> None:
+    s = load_settings({"OPENAI_API_KEY": "tu_clave_de_openai_aqui"}, env_file=tmp_path / "n")
+    assert s.offline
+
+
+def test_every_bad_variable_is_reported_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigProblem) as caught:
+        load_settings(
+            {"PORT": "eighty", "OPENAI_TIMEOUT": "soon", "LOG_LEVEL": "LOUD"},
+            env_file=tmp_path / "n",
+        )
+    fields = [field for _file, field, _reason in caught.value.problems]
+    assert fields == ["PORT", "LOG_LEVEL", "OPENAI_TIMEOUT"]
