@@ -80,3 +80,4 @@ class InboundMessage:
     channel: str
     text: str
     reply_slot: trio.MemorySendChannel[ReplyEvent] | None = None
+    stream: bool = False  # the waiting client wants the reply as it is written

@@ -58,9 +58,7 @@ def open_conversation(db: Database, channel: str, external_key: str) -> Conversa
             " VALUES (?, ?, ?, ?)",
             (channel, external_key, now, now),
         )
-    conversation = get(db, new_id)
-    assert conversation is not None
-    return conversation
+    return Conversation(new_id, channel, external_key, "active", None, now)
 
 
 def close_conversation(db: Database, channel: str, external_key: str) -> bool:

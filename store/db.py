@@ -43,12 +43,23 @@ class Database:
     def __init__(self, connection: apsw.Connection, path: Path) -> None:
         self.connection = connection
         self.path = path
+        self._depth = 0
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """`with db.transaction():` commits on success and rolls back on any exception."""
-        with self.connection:
+        """`with db.transaction():` commits on success and rolls back on any exception.
+
+        Nested use joins the outer transaction (no savepoint): store functions that must be
+        atomic open one, and a caller can group several of them into one commit."""
+        if self._depth:
             yield
+            return
+        self._depth += 1
+        try:
+            with self.connection:
+                yield
+        finally:
+            self._depth -= 1
 
     def execute(self, sql: str, params: Params = ()) -> None:
         self.connection.execute(sql, params)

@@ -53,19 +53,18 @@ def add_inbound(
     external_id: str | None = None,
 ) -> StoredMessage | None:
     """Store a user's message as pending; None when (channel, external_id) is a duplicate."""
+    now = utc_now()
     try:
         new_id = db.insert(
             "INSERT INTO messages (conversation_id, channel, role, content, external_id,"
             " status, created_at) VALUES (?, ?, 'user', ?, ?, 'pending', ?)",
-            (conversation_id, channel, content, external_id, utc_now()),
+            (conversation_id, channel, content, external_id, now),
         )
     except apsw.ConstraintError:
         if external_id is None:
             raise
         return None
-    message = get(db, new_id)
-    assert message is not None
-    return message
+    return StoredMessage(new_id, conversation_id, channel, "user", content, "pending", 0, now)
 
 
 def get(db: Database, message_id: int) -> StoredMessage | None:
@@ -73,10 +72,16 @@ def get(db: Database, message_id: int) -> StoredMessage | None:
     return _from_row(row) if row else None
 
 
-def start_attempt(db: Database, message_id: int) -> int:
-    """Count an attempt before the work, so a message that crashes us is noticed."""
-    db.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,))
-    return int(db.scalar("SELECT attempts FROM messages WHERE id = ?", (message_id,)))
+def start_attempt(db: Database, message_id: int) -> int | None:
+    """Count an attempt before the work, so a message that crashes us is noticed.
+
+    Returns the attempt number, or None when the message is no longer pending."""
+    attempts = db.scalar(
+        "UPDATE messages SET attempts = attempts + 1 WHERE id = ? AND status = 'pending'"
+        " RETURNING attempts",
+        (message_id,),
+    )
+    return None if attempts is None else int(attempts)
 
 
 def record_reply(
@@ -86,12 +91,12 @@ def record_reply(
 
     Returns the reply's id, or None when these messages were already answered."""
     with db.transaction():
-        still_pending = db.scalar(
-            f"SELECT count(*) FROM messages WHERE status = 'pending'"
+        marked = db.changes(
+            f"UPDATE messages SET status = 'handled' WHERE status = 'pending'"
             f" AND id IN ({','.join('?' * len(inbound_ids))})",
             tuple(inbound_ids),
         )
-        if not still_pending:
+        if not marked:
             return None
         reply_id = db.insert(
             "INSERT INTO messages (conversation_id, channel, role, content, reply_to, source,"
@@ -109,11 +114,6 @@ def record_reply(
                 utc_now(),
             ),
         )
-        db.execute(
-            f"UPDATE messages SET status = 'handled'"
-            f" WHERE id IN ({','.join('?' * len(inbound_ids))})",
-            tuple(inbound_ids),
-        )
     return reply_id
 
 
@@ -129,6 +129,16 @@ def history(db: Database, conversation_id: int, limit: int = 200) -> list[Stored
         (conversation_id, limit),
     )
     return [_from_row(r) for r in reversed(rows)]
+
+
+def recent_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[str, str]]:
+    """(role, content) of the last `limit` messages worth showing a model, oldest first."""
+    rows = db.connection.execute(
+        "SELECT role, content FROM messages WHERE conversation_id = ?"
+        " AND (status IS NULL OR status != 'failed') ORDER BY id DESC LIMIT ?",
+        (conversation_id, limit),
+    ).fetchall()
+    return [(str(role), str(content)) for role, content in reversed(rows)]
 
 
 def pending_inbound(db: Database) -> list[StoredMessage]:

@@ -30,7 +30,7 @@ SECONDS = 1.0
 LANE_IDLE_TIMEOUT = 120 * SECONDS
 LANE_BUFFER = 32
 MAX_ATTEMPTS = 3
-HISTORY_ROWS = 200
+HISTORY_ROWS = 60  # then trimmed to the model's token budget
 
 
 @dataclass
@@ -120,14 +120,11 @@ class ConversationRouter:
         self, message: InboundMessage, slot: trio.MemorySendChannel[ReplyEvent] | None
     ) -> None:
         db = self.ctx.db
-        stored = messages.get(db, message.message_id)
-        if stored is None:
-            return  # deleted meanwhile
-        if stored.status != "pending":
-            # Already answered (a copy queued before a restart): hand over the stored reply.
+        attempts = messages.start_attempt(db, message.message_id)
+        if attempts is None:
+            # Already answered (a copy queued before a restart) or deleted meanwhile.
             await _deliver(slot, self._completed_from_store(message))
             return
-        attempts = messages.start_attempt(db, message.message_id)
         lead_before = leads.for_conversation(db, message.conversation_id)
         if attempts > MAX_ATTEMPTS:
             log.error(
@@ -156,7 +153,11 @@ class ConversationRouter:
             )
             lead = (
                 leads.record_turn(
-                    db, message.conversation_id, message.channel, reply.lead, reply.classification
+                    db,
+                    message.conversation_id,
+                    message.channel,
+                    reply.lead,
+                    reply.classification,
                 )
                 if reply_id
                 else lead_before
@@ -185,9 +186,8 @@ class ConversationRouter:
     ) -> BrainReply:
         db = self.ctx.db
         history = [
-            ChatLine(m.role, m.content)
-            for m in messages.history(db, message.conversation_id, HISTORY_ROWS)
-            if m.role == "assistant" or m.status != "failed"
+            ChatLine(role, content)
+            for role, content in messages.recent_lines(db, message.conversation_id, HISTORY_ROWS)
         ]
         turn = BrainTurn(
             channel=message.channel,
@@ -208,7 +208,9 @@ class ConversationRouter:
         with trio.move_on_after(self.ctx.turn_timeout) as deadline:
             try:
                 async with self.ctx.llm_limiter:
-                    return await self.ctx.brain.reply(turn, on_chunk if slot else None)
+                    return await self.ctx.brain.reply(
+                        turn, on_chunk if slot and message.stream else None
+                    )
             except BrainError as exc:
                 log.warning("brain failed for conversation %s: %s", message.conversation_id, exc)
         if deadline.cancelled_caught:

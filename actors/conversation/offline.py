@@ -44,7 +44,7 @@ _INTENTS: dict[str, re.Pattern[str]] = {
     ),
     "services": re.compile(r"\b(servicios|que hacen|ofrecen|que servicio)\b"),
     "schedule": re.compile(r"\b(horario|horarios|abren|cierran|a que hora|dias de atencion)\b"),
-    "coverage": re.compile(r"\b(cobertura|comunas|zonas|llegan|van a|sector)\b"),
+    "coverage": re.compile(r"\b(cobertura|comunas|zonas|llegan|van a|sector|atienden en|cubren)\b"),
     "payment": re.compile(r"\b(pago|pagar|pagos|tarjeta|transferencia|efectivo|credito|debito)\b"),
 }
 _PHONE = re.compile(r"(?<![\w+])(\+?\d[\d\s().-]{6,}\d)(?!\w)")
@@ -75,6 +75,22 @@ class OfflineBrain:
     def __init__(self, business: BusinessConfig) -> None:
         self.business = business
         self.questions = QUESTIONS[business.conversationStyle.formality]
+        # Folded once here, not on every message.
+        self._service_keys = [
+            (
+                service,
+                {
+                    w
+                    for w in re.findall(r"[a-z0-9]+", fold(f"{service.name} {service.id}"))
+                    if len(w) >= 4 and w not in _STOPWORDS
+                },
+            )
+            for service in business.services
+        ]
+        self._places = [
+            (place, re.compile(rf"\b{re.escape(fold(place))}\b"))
+            for place in (*business.coverage.communes, *business.coverage.regions)
+        ]
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
         lead = self.extract(turn.history, turn.known)
@@ -93,10 +109,14 @@ class OfflineBrain:
     # -- understanding -----------------------------------------------------------------------
 
     def extract(self, history: tuple[ChatLine, ...], known: LeadFields) -> LeadFields:
-        """Lead fields from the whole conversation, on top of what was already known."""
+        """What the user's new message(s) add to what was already known.
+
+        Earlier turns are already in `known` (the stored lead), so only the lines since the
+        last reply are read, with that reply telling which field we had asked for."""
         found = known
         asked: str | None = None
-        for line in history:
+        start = max((i for i, line in enumerate(history) if line.role == "assistant"), default=0)
+        for line in history[start:]:
             if line.role == "assistant":
                 asked = self._asked_field(line.content)
                 continue
@@ -130,12 +150,7 @@ class OfflineBrain:
     def match_service(self, folded: str) -> Service | None:
         words = set(re.findall(r"[a-z0-9]+", folded))
         best: tuple[int, Service] | None = None
-        for service in self.business.services:
-            keys = {
-                w
-                for w in re.findall(r"[a-z0-9]+", fold(f"{service.name} {service.id}"))
-                if len(w) >= 4 and w not in _STOPWORDS
-            }
+        for service, keys in self._service_keys:
             # Stems tolerate inflection: "instalar" finds "instalación".
             score = sum(
                 1 for k in keys if k in words or any(w[:6] == k[:6] for w in words if len(w) >= 6)
@@ -144,10 +159,16 @@ class OfflineBrain:
                 best = (score, service)
         return best[1] if best else None
 
-    def _area(self, text: str, folded: str, asked: str | None) -> str | None:
-        for place in (*self.business.coverage.communes, *self.business.coverage.regions):
-            if re.search(rf"\b{re.escape(fold(place))}\b", folded):
+    def _covered_place(self, folded: str) -> str | None:
+        for place, pattern in self._places:
+            if pattern.search(folded):
                 return place
+        return None
+
+    def _area(self, text: str, folded: str, asked: str | None) -> str | None:
+        covered = self._covered_place(folded)
+        if covered:
+            return covered
         if asked == "area" and 0 < len(text.split()) <= 4 and not _PHONE.search(text):
             return text.strip().strip(".!").title()
         return None
@@ -200,6 +221,9 @@ class OfflineBrain:
         if intent == "schedule":
             return "Nuestro horario: " + "; ".join(schedule_lines(business)) + "."
         if intent == "coverage":
+            named = self._covered_place(folded)
+            if named:
+                return f"Sí, atendemos en {named}."
             fees = business.coverage.additionalFees
             extra = f" {fees.message}" if fees and fees.enabled and fees.message else ""
             return _sentence(
@@ -249,9 +273,12 @@ def _name(text: str, asked: str | None, *, has_other_data: bool) -> str | None:
     return None
 
 
+_URGENCY = [(re.compile(rf"\b{needle}"), label) for needle, label in _URGENCY_WORDS]
+
+
 def _urgency(folded: str) -> str | None:
-    for needle, label in _URGENCY_WORDS:
-        if re.search(rf"\b{needle}", folded):
+    for pattern, label in _URGENCY:
+        if pattern.search(folded):
             return label
     return None
 

@@ -104,17 +104,19 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
         if not ctx.suite.is_running("conversation"):
             return _unavailable()
         session_id = session_id or new_session_id()
-        conversation = conversations.open_conversation(ctx.db, "web", session_id)
-        stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
+        with ctx.db.transaction():  # one commit: the message is a row before any work
+            conversation = conversations.open_conversation(ctx.db, "web", session_id)
+            stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
         assert stored is not None  # no external id, so never a duplicate
+        streaming = "text/event-stream" in request.headers.get("Accept", "")
         slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
-        inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send)
+        inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, streaming)
         with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
             await ctx.inbox.send(inbound)
         if handoff.cancelled_caught:
             slot_receive.close()
             return _unavailable()
-        if "text/event-stream" in request.headers.get("Accept", ""):
+        if streaming:
             return await _stream_reply(ctx, slot_receive, session_id)
         async with slot_receive:
             result = await _wait_for_turn(ctx, slot_receive)

@@ -35,6 +35,7 @@ async def test_plain_reply_uses_the_model_the_prompt_and_stores_usage(
         assert data["lead"]["estado"] == "tibio"
         sent = fake_llm.requests[0]
         assert sent["model"] == "gpt-4o-mini"
+        assert not sent.get("stream")  # a plain JSON request does not stream from the model
         assert sent["response_format"] == {"type": "json_object"}
         assert sent["temperature"] == 0.7 and sent["max_tokens"] == 500
         system = sent["messages"][0]

@@ -1,0 +1,171 @@
+"""Chat throughput and latency of the suite against a bare quart-trio endpoint, same run,
+same load (wrk, N concurrent connections, distinct sessions).
+
+    python bench/chat_bench.py [--connections 20] [--duration 10]
+
+Needs Debian's `wrk`. Prints req/s, p50 and p99 for: the bare endpoint; the suite with the
+offline brain; the suite with an OpenAI-compatible fake that answers instantly (the LLM path
+without the LLM's own time). The ratios compare each to the bare endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+@dataclass
+class Figures:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError as exc:
+            if getattr(exc, "code", None):  # an HTTP error still means it is up
+                return
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[None]:
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def wrk(name: str, url: str, connections: int, duration: int) -> Figures:
+    # Warm up (imports, caches, the first sessions), then measure.
+    subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", "-d2s", "-s", "bench/chat.lua", url],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            "bench/chat.lua",
+            url,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = int(bad.group(1)) if bad else 0
+    return Figures(name, rps, p50, p99, errors)
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+
+
+def suite_env(workdir: Path, port: int, llm_port: int | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+    env.update(
+        PORT=str(port),
+        DATABASE_PATH=str(workdir / "leads.db"),
+        LOG_DIR=str(workdir / "logs"),
+        LOG_LEVEL="WARNING",
+    )
+    if llm_port is not None:
+        env.update(
+            OPENAI_API_KEY="sk-bench-not-a-real-key-000000",
+            OPENAI_BASE_URL=f"http://127.0.0.1:{llm_port}/v1",
+        )
+    return env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--duration", type=int, default=10)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("needs wrk: apt-get install wrk")
+    results: list[Figures] = []
+    c, d = args.connections, args.duration
+
+    port = free_port()
+    with process([PY, "bench/bare_app.py", str(port)]):
+        wait_http(f"http://127.0.0.1:{port}/")
+        results.append(wrk("bare quart-trio endpoint", f"http://127.0.0.1:{port}", c, d))
+
+    for label, with_llm in (
+        ("suite, offline brain", False),
+        ("suite, OpenAI-compatible fake (instant)", True),
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            port, llm_port = free_port(), free_port()
+            env = suite_env(Path(tmp), port, llm_port if with_llm else None)
+            with (
+                process([PY, "bench/fake_llm.py", str(llm_port)]),
+                process([PY, "-m", "supervisor.cli", "run"], env),
+            ):
+                wait_http(f"http://127.0.0.1:{port}/health/ready")
+                results.append(wrk(label, f"http://127.0.0.1:{port}", c, d))
+
+    bare = results[0]
+    print(f"\n{c} concurrent connections, {d} s each, {os.cpu_count()} cores\n")
+    print(f"{'target':42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'non-2xx':>8}")
+    for r in results:
+        ratio = r.requests_per_second / bare.requests_per_second
+        print(
+            f"{r.name:42} {r.requests_per_second:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} "
+            f"{ratio:6.2f} {r.errors:8d}"
+        )
+    for r in results[1:]:
+        print(f"p99 overhead of '{r.name}' over bare: {r.p99_ms - bare.p99_ms:.1f} ms")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "chat_bench.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""An OpenAI-compatible fake for benchmarks: answers every chat completion at once with a
+canned JSON reply. Raw HTTP/1.1 with keep-alive on trio, so the fake costs little CPU and
+the figures measure the suite, not the fake. Usage: python bench/fake_llm.py PORT"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import trio
+
+BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": json.dumps(
+                        {
+                            "reply": "Con gusto. ¿En qué comuna estás?",
+                            "lead": {"nombre": None, "estado": "frio"},
+                        }
+                    ),
+                },
+            }
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    }
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(BODY)).encode()
+    + b"\r\n\r\n"
+    + BODY
+)
+
+
+async def handle(stream: trio.SocketStream) -> None:
+    buffer = b""
+    try:
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            while len(buffer) < length:
+                data = await stream.receive_some(65536)
+                if not data:
+                    return
+                buffer += data
+            buffer = buffer[length:]
+            await stream.send_all(RESPONSE)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+
+
+if __name__ == "__main__":
+    trio.run(trio.serve_tcp, handle, int(sys.argv[1]))

@@ -1,0 +1,100 @@
+"""The chat page in a real browser: Debian's chromium driven by playwright (sync API in a
+worker thread, while the suite runs in this test's trio loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from tests.conftest import KNOWN_SECRET, make_settings, require_system, running_suite
+from tests.fakes.openai_server import Answer, FakeOpenAI, lead_json
+
+CHROMIUM = "/usr/lib/chromium/chromium"  # the real binary, not the /usr/bin wrapper script
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def in_browser(url: str, script: Callable[[Any], None]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(url)
+            script(page)
+        finally:
+            browser.close()
+
+
+def send(page: Any, text: str) -> None:
+    before = page.locator("li.msg--assistant").count()
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('li.msg--assistant:not(.msg--pending)').length > n",
+        arg=before,
+    )
+
+
+async def test_a_user_chats_keeps_the_session_and_resets(tmp_path: Path) -> None:
+    require_system(CHROMIUM, "chromium")
+
+    def script(page: Any) -> None:
+        page.wait_for_function(
+            "document.getElementById('business-name').textContent.includes('Cordillera')"
+        )
+        send(page, "Hola, ¿cuánto cuesta una mantención?")
+        replies = page.locator("li.msg--assistant")
+        assert "Mantención preventiva: $45.000" in replies.last.text_content()
+        assert "¿Cómo te llamas?" in replies.last.text_content()
+        # The session survives a reload: the history is drawn again from the server.
+        page.reload()
+        page.wait_for_function("document.querySelectorAll('li.msg').length === 2")
+        assert (
+            page.locator("li.msg--user").first.text_content()
+            == "Hola, ¿cuánto cuesta una mantención?"
+        )
+        colour = page.evaluate(
+            "getComputedStyle(document.documentElement).getPropertyValue('--primary')"
+        )
+        assert colour.strip() == "#0f766e"
+        page.click("#reset")
+        assert page.locator("li.msg").count() == 0
+        page.reload()
+        page.wait_for_timeout(300)
+        assert page.locator("li.msg").count() == 0  # a new session after reset
+
+    async with running_suite(make_settings(tmp_path)) as (suite, _client):
+        await trio.to_thread.run_sync(in_browser, suite.url + "/", script)
+
+
+async def test_markup_in_messages_is_shown_as_text(tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    require_system(CHROMIUM, "chromium")
+    fake_llm.script = [Answer(lead_json(f"Tu mensaje fue: {XSS}"))]
+    dialogs: list[str] = []
+
+    def script(page: Any) -> None:
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        send(page, XSS)
+        page.wait_for_timeout(500)  # give an injected handler time to fire, if there were one
+        assert page.locator("li.msg--user").last.text_content() == XSS
+        assert page.locator("li.msg--assistant").last.text_content() == f"Tu mensaje fue: {XSS}"
+        assert page.locator("#messages img").count() == 0
+
+    settings = make_settings(tmp_path, OPENAI_API_KEY=KNOWN_SECRET, OPENAI_BASE_URL=fake_llm.url)
+    async with running_suite(settings) as (suite, _client):
+        await trio.to_thread.run_sync(in_browser, suite.url + "/", script)
+    assert dialogs == []
