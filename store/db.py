@@ -112,6 +112,8 @@ def open_database(path: Path) -> Database:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")
+    # Checkpoints run off the event loop (store/maintenance.py), not inside a commit.
+    connection.wal_autocheckpoint(0)
     db = Database(connection, path)
     migrate(db)
     return db

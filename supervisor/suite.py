@@ -23,6 +23,7 @@ from actors.conversation.llm import LLMOptions, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
 from actors.messages import InboundMessage
+from store import maintenance
 from store.db import Database, open_database, utc_now
 
 from .business import BusinessConfig, load_business
@@ -97,6 +98,7 @@ class Suite:
         # The supervisor's channels: created once, outliving every actor incarnation.
         self.inbox_send, self.inbox_receive = trio.open_memory_channel[InboundMessage](INBOX_BUFFER)
         self.supervisor: Supervisor | None = None
+        self.checkpoints = maintenance.CheckpointStatistics()
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
 
@@ -164,6 +166,13 @@ class Suite:
             suite=self,
         )
         return [
+            ChildSpec(
+                "store",
+                partial(maintenance.run, self.settings.database_path, self.checkpoints),
+                Restart.PERMANENT,
+                # A checkpoint in a thread cannot be cancelled: give it time to end.
+                shutdown_timeout=30 * SECONDS,
+            ),
             ChildSpec(
                 "conversation",
                 partial(self._conversation, conversation_ctx),

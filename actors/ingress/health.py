@@ -18,6 +18,15 @@ from .context import IngressContext
 from .responses import json_response
 
 
+def store_report(ctx: IngressContext) -> dict[str, Any]:
+    stats = ctx.db.statistics()
+    return {
+        "schemaVersion": stats.schema_version,
+        "sizeBytes": stats.size_bytes,
+        "walBytes": stats.wal_bytes,
+    }
+
+
 def create_health_blueprint(ctx: IngressContext) -> Blueprint:
     bp = Blueprint("health", __name__)
     process = psutil.Process(os.getpid())
@@ -79,7 +88,7 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
                 }
                 for a in actors
             ],
-            "store": {"schemaVersion": ctx.db.schema_version()},
+            "store": store_report(ctx),
             "process": proc,
         }
         # An error message could quote a credential; health output never does.

@@ -181,9 +181,12 @@ async def test_health_endpoints(tmp_path: Path) -> None:
         detailed = (await client.get("/health/detailed")).json()
         assert detailed["status"] == "ok"
         assert {a["name"]: a["state"] for a in detailed["actors"]} == {
+            "store": "running",
             "conversation": "running",
             "ingress": "running",
         }
+        assert detailed["store"]["schemaVersion"] == 1
+        assert detailed["store"]["sizeBytes"] > 0
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"
         assert detailed["version"]

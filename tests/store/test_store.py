@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from store import conversations, leads, messages
+from store import conversations, leads, maintenance, messages
 from store.db import migrate, open_database
 from store.leads import LeadFields
 from store.messages import ReplyRecord
@@ -79,3 +79,15 @@ def test_lead_fields_merge_and_reset_opens_a_new_conversation(tmp_path: Path) ->
     assert conversations.close_conversation(db, "web", "s")
     fresh = conversations.open_conversation(db, "web", "s")
     assert fresh.id != conv.id and fresh.lead_id is None
+
+
+def test_the_wal_is_checkpointed_off_the_event_loop(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "web", "s")
+    for i in range(300):
+        messages.add_inbound(db, conv.id, "web", f"mensaje {i} " * 40)
+    # No commit checkpointed on its own: the WAL holds every page written so far.
+    assert db.statistics().wal_bytes > 500_000
+    frames, copied = maintenance.checkpoint(tmp_path / "leads.db")
+    assert frames > 100 and copied == frames
+    assert db.scalar("SELECT count(*) FROM messages") == 300
