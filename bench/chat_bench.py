@@ -30,6 +30,15 @@ PY = sys.executable
 
 
 @dataclass
+class OpenLoop:
+    name: str
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+@dataclass
 class Figures:
     name: str
     requests_per_second: float
@@ -101,6 +110,18 @@ def wrk(name: str, url: str, connections: int, duration: int) -> Figures:
     return Figures(name, rps, p50, p99, errors)
 
 
+def open_loop(name: str, url: str, rate: float, connections: int, seconds: int) -> OpenLoop:
+    out = subprocess.run(
+        [PY, "bench/open_loop.py", url, str(rate), str(seconds), str(connections)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data = json.loads(out)
+    return OpenLoop(name, rate, data["p50_ms"], data["p99_ms"], data["errors"])
+
+
 def _ms(text: str) -> float:
     value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
@@ -126,16 +147,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument(
+        "--rates",
+        default="50,100",
+        help="requests/s for the open-loop latency runs, comma-separated",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk: apt-get install wrk")
     results: list[Figures] = []
+    latency: list[OpenLoop] = []
     c, d = args.connections, args.duration
+    rates = [float(r) for r in args.rates.split(",")]
 
     port = free_port()
     with process([PY, "bench/bare_app.py", str(port)]):
         wait_http(f"http://127.0.0.1:{port}/")
         results.append(wrk("bare quart-trio endpoint", f"http://127.0.0.1:{port}", c, d))
+        latency += [
+            open_loop("bare quart-trio endpoint", f"http://127.0.0.1:{port}", r, c, d)
+            for r in rates
+        ]
 
     for label, with_llm in (
         ("suite, offline brain", False),
@@ -150,6 +182,7 @@ def main() -> None:
             ):
                 wait_http(f"http://127.0.0.1:{port}/health/ready")
                 results.append(wrk(label, f"http://127.0.0.1:{port}", c, d))
+                latency += [open_loop(label, f"http://127.0.0.1:{port}", r, c, d) for r in rates]
 
     bare = results[0]
     print(f"\n{c} concurrent connections, {d} s each, {os.cpu_count()} cores\n")
@@ -160,11 +193,27 @@ def main() -> None:
             f"{r.name:42} {r.requests_per_second:8.0f} {r.p50_ms:8.1f} {r.p99_ms:8.1f} "
             f"{ratio:6.2f} {r.errors:8d}"
         )
-    for r in results[1:]:
-        print(f"p99 overhead of '{r.name}' over bare: {r.p99_ms - bare.p99_ms:.1f} ms")
+    print(f"\nOpen loop on {c} connections, {d} s a rate (latency from the scheduled send time)\n")
+    print(
+        f"{'target':42} {'req/s':>6} {'p50 ms':>8} {'p99 ms':>8} {'p99 overhead':>13} {'errors':>7}"
+    )
+    bare_p99 = {o.rate: o.p99_ms for o in latency if o.name == bare.name}
+    for o in latency:
+        print(
+            f"{o.name:42} {o.rate:6.0f} {o.p50_ms:8.1f} {o.p99_ms:8.1f} "
+            f"{o.p99_ms - bare_p99[o.rate]:13.1f} {o.errors:7d}"
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "chat_bench.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    (out / "chat_bench.json").write_text(
+        json.dumps(
+            {
+                "closed_loop": [asdict(r) for r in results],
+                "open_loop": [asdict(o) for o in latency],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
