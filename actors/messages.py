@@ -81,3 +81,12 @@ class InboundMessage:
     text: str
     reply_slot: trio.MemorySendChannel[ReplyEvent] | None = None
     stream: bool = False  # the waiting client wants the reply as it is written
+    external_id: str | None = None  # the provider's id (WhatsApp/Instagram)
+    kind: str = "text"  # "text", or what a message without text was (image, audio...)
+
+
+@dataclass(frozen=True)
+class OutboxReady:
+    """New sends are committed to the outbox; the notifier should look now."""
+
+    conversation_id: int

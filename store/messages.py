@@ -25,6 +25,8 @@ class StoredMessage:
     status: str | None
     attempts: int
     created_at: str
+    external_id: str | None = None
+    kind: str = "text"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ class ReplyRecord:
     completion_tokens: int | None = None
 
 
-_COLUMNS = "id, conversation_id, channel, role, content, status, attempts, created_at"
+_COLUMNS = (
+    "id, conversation_id, channel, role, content, status, attempts, created_at, external_id, kind"
+)
 
 
 def _from_row(row: dict[str, Any]) -> StoredMessage:
@@ -51,20 +55,26 @@ def add_inbound(
     channel: str,
     content: str,
     external_id: str | None = None,
+    *,
+    provider_ts: int | None = None,
+    kind: str = "text",
 ) -> StoredMessage | None:
     """Store a user's message as pending; None when (channel, external_id) is a duplicate."""
     now = utc_now()
     try:
         new_id = db.insert(
             "INSERT INTO messages (conversation_id, channel, role, content, external_id,"
-            " status, created_at) VALUES (?, ?, 'user', ?, ?, 'pending', ?)",
-            (conversation_id, channel, content, external_id, now),
+            " status, created_at, provider_ts, kind)"
+            " VALUES (?, ?, 'user', ?, ?, 'pending', ?, ?, ?)",
+            (conversation_id, channel, content, external_id, now, provider_ts, kind),
         )
     except apsw.ConstraintError:
         if external_id is None:
             raise
         return None
-    return StoredMessage(new_id, conversation_id, channel, "user", content, "pending", 0, now)
+    return StoredMessage(
+        new_id, conversation_id, channel, "user", content, "pending", 0, now, external_id, kind
+    )
 
 
 def get(db: Database, message_id: int) -> StoredMessage | None:
@@ -141,9 +151,17 @@ def recent_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[s
     return [(str(role), str(content)) for role, content in reversed(rows)]
 
 
+def mark_failed(db: Database, message_id: int) -> None:
+    """A message that will not be answered (its web request was turned away)."""
+    db.execute(
+        "UPDATE messages SET status = 'failed' WHERE id = ? AND status = 'pending'", (message_id,)
+    )
+
+
 def pending_inbound(db: Database) -> list[StoredMessage]:
     """Every inbound message not yet answered, oldest first: what a restart must pick up."""
     rows = db.all(
-        f"SELECT {_COLUMNS} FROM messages WHERE status = 'pending' ORDER BY conversation_id, id"
+        f"SELECT {_COLUMNS} FROM messages WHERE status = 'pending'"
+        " ORDER BY conversation_id, provider_ts, id"
     )
     return [_from_row(r) for r in rows]

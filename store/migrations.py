@@ -65,4 +65,51 @@ CREATE UNIQUE INDEX messages_external_once ON messages (channel, external_id)
 CREATE UNIQUE INDEX messages_reply_once ON messages (reply_to) WHERE reply_to IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_CONVERSATIONS_MESSAGES_LEADS,)
+V2_MESSAGING_CHANNELS = """
+-- The provider's own time (ms since the epoch) orders a conversation's messages; `kind` says
+-- what a WhatsApp/Instagram message was (text, image, location...).
+ALTER TABLE messages ADD COLUMN provider_ts INTEGER;
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';
+DROP INDEX messages_pending;
+CREATE INDEX messages_pending ON messages (conversation_id, provider_ts, id)
+    WHERE status = 'pending';
+
+-- Everything we send to a provider is a row before the first attempt.
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    channel TEXT NOT NULL CHECK (channel IN ('whatsapp', 'instagram')),
+    recipient TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('text', 'read')),
+    body TEXT NOT NULL,
+    reply_id INTEGER REFERENCES messages (id) ON DELETE CASCADE,
+    part INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    provider_message_id TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX outbox_reply_part ON outbox (reply_id, part) WHERE reply_id IS NOT NULL;
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+CREATE UNIQUE INDEX outbox_provider_id ON outbox (channel, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+
+-- Delivery receipts (sent, delivered, read, failed) for what we sent.
+CREATE TABLE delivery_statuses (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    provider_message_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER,
+    error_title TEXT,
+    provider_ts INTEGER,
+    created_at TEXT NOT NULL,
+    UNIQUE (channel, provider_message_id, status)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1_CONVERSATIONS_MESSAGES_LEADS, V2_MESSAGING_CHANNELS)

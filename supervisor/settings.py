@@ -26,6 +26,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "OPENAI_BASE_URL": ("OPENAI_API_BASE",),
     "BUSINESS_CONFIG": ("BUSINESS_CONFIG_PATH",),
     "LOG_LEVEL": ("LOGLEVEL",),
+    "WHATSAPP_ACCESS_TOKEN": ("WHATSAPP_API_TOKEN", "WHATSAPP_TOKEN"),
+    "META_APP_SECRET": ("APP_SECRET", "FACEBOOK_APP_SECRET"),
+    "INSTAGRAM_ACCESS_TOKEN": ("INSTAGRAM_TOKEN", "INSTAGRAM_PAGE_ACCESS_TOKEN"),
 }
 
 
@@ -52,6 +55,16 @@ class Settings:
     llm_concurrency: int = 8
     history_max_tokens: int = 6000
     failpoints: str = ""
+    meta_app_secret: str | None = None
+    whatsapp_access_token: str | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_verify_token: str | None = None
+    instagram_access_token: str | None = None
+    instagram_account_id: str | None = None
+    instagram_verify_token: str | None = None
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    instagram_graph_url: str = "https://graph.instagram.com/v21.0"
+    debounce_seconds: float = 2 * SECONDS
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -63,9 +76,25 @@ class Settings:
         """How long a web chat request may wait: the LLM budget plus time to store and answer."""
         return self.openai_timeout + 5 * SECONDS
 
+    @property
+    def whatsapp_configured(self) -> bool:
+        return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
+
+    @property
+    def instagram_configured(self) -> bool:
+        return bool(self.instagram_access_token)
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, a health answer or an error."""
-        return tuple(s for s in (self.openai_api_key,) if s)
+        candidates = (
+            self.openai_api_key,
+            self.meta_app_secret,
+            self.whatsapp_access_token,
+            self.whatsapp_verify_token,
+            self.instagram_access_token,
+            self.instagram_verify_token,
+        )
+        return tuple(s for s in candidates if s)
 
 
 def load_settings(
@@ -101,6 +130,16 @@ def load_settings(
         llm_concurrency=reader.integer("LLM_CONCURRENCY", 8, low=1, high=256),
         history_max_tokens=reader.integer("HISTORY_MAX_TOKENS", 6000, low=200, high=200_000),
         failpoints=reader.text("IA_FAILPOINTS", ""),
+        meta_app_secret=reader.optional("META_APP_SECRET"),
+        whatsapp_access_token=reader.optional("WHATSAPP_ACCESS_TOKEN"),
+        whatsapp_phone_number_id=reader.optional("WHATSAPP_PHONE_NUMBER_ID"),
+        whatsapp_verify_token=reader.optional("WHATSAPP_VERIFY_TOKEN"),
+        instagram_access_token=reader.optional("INSTAGRAM_ACCESS_TOKEN"),
+        instagram_account_id=reader.optional("INSTAGRAM_ACCOUNT_ID"),
+        instagram_verify_token=reader.optional("INSTAGRAM_VERIFY_TOKEN"),
+        meta_graph_url=reader.url("META_GRAPH_URL", "https://graph.facebook.com/v21.0"),
+        instagram_graph_url=reader.url("INSTAGRAM_GRAPH_URL", "https://graph.instagram.com/v21.0"),
+        debounce_seconds=reader.duration("DEBOUNCE_SECONDS", 2 * SECONDS, low=0),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
@@ -180,7 +219,16 @@ class _Reader:
             return default
         return value
 
-    def duration(self, name: str, default: float) -> float:
+    def url(self, name: str, default: str) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if not re.match(r"^https?://[^\s/]+", raw):
+            self._problem(name, f"must be an http(s) URL, got {raw!r}")
+            return default
+        return raw.rstrip("/")
+
+    def duration(self, name: str, default: float, *, low: float = 0.05) -> float:
         """Seconds: "30", "30s", "1.5" or "30000ms". A bare number of 1000 or more is read as
         milliseconds, the unit the original system used for the same variable."""
         raw = self._raw(name)
@@ -193,7 +241,7 @@ class _Reader:
         value, unit = float(match.group(1)), match.group(2)
         if unit == "ms" or (unit is None and value >= 1000):
             value /= 1000
-        if not 0.05 <= value <= 600:
-            self._problem(name, f"must be between 0.05 s and 600 s, got {value:g} s")
+        if not low <= value <= 600:
+            self._problem(name, f"must be between {low:g} s and 600 s, got {value:g} s")
             return default
         return value

@@ -157,6 +157,7 @@ class Suite:
             history_max_tokens=self.settings.history_max_tokens,
             llm_limiter=trio.CapacityLimiter(self.settings.llm_concurrency),
             failpoints=self.failpoints,
+            debounce=self.settings.debounce_seconds,
         )
         ingress_ctx = ingress.IngressContext(
             settings=self.settings,

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 
 import trio
 
-from actors.messages import InboundMessage, LeadView, ReplyChunk, ReplyEvent, TurnCompleted
-from store import conversations, leads, messages
+from actors.channels import MESSAGING, TEXT_LIMIT, split_text
+from actors.messages import (
+    InboundMessage,
+    LeadView,
+    OutboxReady,
+    ReplyChunk,
+    ReplyEvent,
+    TurnCompleted,
+)
+from store import conversations, leads, messages, outbox
 from store.db import Database
 from store.leads import Lead, LeadFields
 from store.messages import ReplyRecord
@@ -31,6 +39,7 @@ LANE_IDLE_TIMEOUT = 120 * SECONDS
 LANE_BUFFER = 32
 MAX_ATTEMPTS = 3
 HISTORY_ROWS = 60  # then trimmed to the model's token budget
+SWEEP_INTERVAL = 5 * SECONDS  # pending rows whose notice never came (a full inbox)
 
 
 @dataclass
@@ -42,6 +51,8 @@ class ConversationContext:
     history_max_tokens: int
     llm_limiter: trio.CapacityLimiter
     failpoints: Failpoints = field(default_factory=Failpoints)
+    debounce: float = 2 * SECONDS
+    outbox_ready: trio.MemorySendChannel[OutboxReady] | None = None
     router: ConversationRouter | None = None  # the running incarnation's, for health
 
     def statistics(self) -> ConversationStatistics | None:
@@ -53,6 +64,14 @@ class ConversationStatistics:
     active_lanes: int
     turns: int
     fallbacks: int
+
+
+def text_please(business: BusinessConfig) -> str:
+    you = "escribirme" if business.conversationStyle.formality == "tú" else "escribirnos"
+    return (
+        f"¡Gracias! Por ahora solo puedo leer mensajes de texto. ¿Me lo podrías {you}"
+        " en un mensaje?"
+    )
 
 
 def fallback_text(business: BusinessConfig) -> str:
@@ -69,6 +88,7 @@ class ConversationRouter:
         self.ctx = ctx
         self.nursery = nursery
         self.lanes: dict[int, trio.MemorySendChannel[InboundMessage]] = {}
+        self.in_flight: set[int] = set()  # message ids queued or being handled
         self.turns = 0
         self.fallbacks = 0
 
@@ -76,6 +96,9 @@ class ConversationRouter:
         return ConversationStatistics(len(self.lanes), self.turns, self.fallbacks)
 
     async def dispatch(self, message: InboundMessage) -> None:
+        if message.message_id in self.in_flight and message.reply_slot is None:
+            return  # already queued (a sweep and a notice for the same row)
+        self.in_flight.add(message.message_id)
         lane = self.lanes.get(message.conversation_id)
         if lane is None:
             lane, receive = trio.open_memory_channel[InboundMessage](LANE_BUFFER)
@@ -105,26 +128,52 @@ class ConversationRouter:
                             lane.close()
                         return
                     continue
-                await self._handle(message)
+                batch = [message]
+                if message.channel in MESSAGING and self.ctx.debounce > 0:
+                    # One reply for what a person sends in a burst.
+                    with trio.move_on_after(self.ctx.debounce):
+                        while True:
+                            try:
+                                batch.append(await receive.receive())
+                            except trio.EndOfChannel:
+                                break
+                await self._handle(batch)
 
-    async def _handle(self, message: InboundMessage) -> None:
+    async def _handle(self, batch: list[InboundMessage]) -> None:
         # The slot is closed whatever happens, so a waiting request never hangs.
-        slot = message.reply_slot
+        slot = batch[-1].reply_slot
         try:
-            await self._answer(message, slot)
+            await self._answer(batch, slot)
         finally:
             if slot is not None:
                 slot.close()
+            self.in_flight.difference_update(m.message_id for m in batch)
 
     async def _answer(
-        self, message: InboundMessage, slot: trio.MemorySendChannel[ReplyEvent] | None
+        self, batch: list[InboundMessage], slot: trio.MemorySendChannel[ReplyEvent] | None
     ) -> None:
         db = self.ctx.db
-        attempts = messages.start_attempt(db, message.message_id)
-        if attempts is None:
+        message = batch[-1]
+        with db.transaction():
+            started = [(m, messages.start_attempt(db, m.message_id)) for m in batch]
+            live = [(m, n) for m, n in started if n is not None]
+            if live and message.channel == "whatsapp" and live[-1][0].external_id:
+                recipient = self._recipient(message.conversation_id)
+                outbox.enqueue(
+                    db,
+                    message.conversation_id,
+                    "whatsapp",
+                    recipient,
+                    "read",
+                    [str(live[-1][0].external_id)],
+                )
+        if not live:
             # Already answered (a copy queued before a restart) or deleted meanwhile.
             await _deliver(slot, self._completed_from_store(message))
             return
+        self._wake_notifier(message.conversation_id)
+        attempts = max(n for _m, n in live if n is not None)
+        message = live[-1][0]
         lead_before = leads.for_conversation(db, message.conversation_id)
         if attempts > MAX_ATTEMPTS:
             log.error(
@@ -133,6 +182,13 @@ class ConversationRouter:
                 attempts - 1,
             )
             reply = self._fallback(lead_before)
+        elif all(m.kind != "text" for m, _n in live):
+            reply = BrainReply(
+                text_please(self.ctx.business),
+                LeadFields(),
+                lead_before.classification if lead_before else "frio",
+                "canned",
+            )
         else:
             self.ctx.failpoints.hit("conversation.turn")
             reply = await self._think(message, lead_before, slot)
@@ -142,7 +198,7 @@ class ConversationRouter:
                 db,
                 message.conversation_id,
                 message.channel,
-                [message.message_id],
+                [m.message_id for m, _n in live],
                 ReplyRecord(
                     reply.text,
                     reply.source,
@@ -162,6 +218,19 @@ class ConversationRouter:
                 if reply_id
                 else lead_before
             )
+            if reply_id and message.channel in MESSAGING:
+                parts = split_text(reply.text, TEXT_LIMIT[message.channel])
+                outbox.enqueue(
+                    db,
+                    message.conversation_id,
+                    message.channel,
+                    self._recipient(message.conversation_id),
+                    "text",
+                    parts,
+                    reply_id,
+                )
+        if reply_id and message.channel in MESSAGING:
+            self._wake_notifier(message.conversation_id)
         if reply_id is None:
             await _deliver(slot, self._completed_from_store(message))
             return
@@ -221,6 +290,25 @@ class ConversationRouter:
             )
         return self._fallback(lead_before)
 
+    def _recipient(self, conversation_id: int) -> str:
+        conversation = conversations.get(self.ctx.db, conversation_id)
+        assert conversation is not None  # it has a message being answered
+        return conversation.external_key
+
+    def _wake_notifier(self, conversation_id: int) -> None:
+        if self.ctx.outbox_ready is None:
+            return
+        try:
+            self.ctx.outbox_ready.send_nowait(OutboxReady(conversation_id))
+        except trio.WouldBlock:
+            pass  # the notifier polls the outbox anyway
+
+    async def sweep(self) -> None:
+        """Dispatch pending rows nobody told us about (their notice met a full inbox)."""
+        for stored in messages.pending_inbound(self.ctx.db):
+            if stored.id not in self.in_flight:
+                await self.dispatch(inbound_from_store(stored))
+
     def _fallback(self, lead_before: Lead | None) -> BrainReply:
         self.fallbacks += 1
         return BrainReply(
@@ -272,19 +360,35 @@ async def run(
         if pending:
             log.info("picking up %d pending message(s)", len(pending))
         for stored in pending:
-            conversation = conversations.get(ctx.db, stored.conversation_id)
-            if conversation is None:
-                continue
-            await router.dispatch(
-                InboundMessage(stored.conversation_id, stored.id, stored.channel, stored.content)
-            )
+            await router.dispatch(inbound_from_store(stored))
         task_status.started()
+        sweeping = trio.CancelScope()
+        nursery.start_soon(_sweep_forever, router, sweeping)
         with trio.CancelScope() as intake:
             nursery.start_soon(_cancel_when_set, stop, intake)
             while True:
                 message = await inbox.receive()
                 await router.dispatch(message)
+        sweeping.cancel()
         router.close_lanes()
+
+
+def inbound_from_store(stored: messages.StoredMessage) -> InboundMessage:
+    return InboundMessage(
+        stored.conversation_id,
+        stored.id,
+        stored.channel,
+        stored.content,
+        external_id=stored.external_id,
+        kind=stored.kind,
+    )
+
+
+async def _sweep_forever(router: ConversationRouter, scope: trio.CancelScope) -> None:
+    with scope:  # cancelled with the intake, when the actor is asked to stop
+        while True:
+            await trio.sleep(SWEEP_INTERVAL)
+            await router.sweep()
 
 
 async def _cancel_when_set(stop: trio.Event, scope: trio.CancelScope) -> None:

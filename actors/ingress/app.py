@@ -13,6 +13,7 @@ from .chat import create_chat_blueprint
 from .context import IngressContext
 from .health import create_health_blueprint
 from .responses import error_response, json_response
+from .webhooks import create_webhooks_blueprint
 
 log = logging.getLogger("ingress")
 
@@ -34,6 +35,7 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     app.config["JSON_AS_ASCII"] = False
     app.register_blueprint(create_chat_blueprint(ctx))
     app.register_blueprint(create_health_blueprint(ctx))
+    app.register_blueprint(create_webhooks_blueprint(ctx))
 
     @app.get("/")
     async def index() -> Response:

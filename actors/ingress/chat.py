@@ -115,6 +115,7 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
             await ctx.inbox.send(inbound)
         if handoff.cancelled_caught:
             slot_receive.close()
+            messages.mark_failed(ctx.db, stored.id)  # the user is told to send it again
             return _unavailable()
         if streaming:
             return await _stream_reply(ctx, slot_receive, session_id)

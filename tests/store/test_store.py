@@ -4,25 +4,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import apsw
 import pytest
 
 from store import conversations, leads, maintenance, messages
 from store.db import migrate, open_database
 from store.leads import LeadFields
 from store.messages import ReplyRecord
+from store.migrations import MIGRATIONS
 
 
 def test_migrations_apply_once_and_set_user_version(tmp_path: Path) -> None:
     db = open_database(tmp_path / "x" / "leads.db")
-    assert db.schema_version() == 1
+    assert db.schema_version() == len(MIGRATIONS) == 2
     assert db.scalar("PRAGMA journal_mode") == "wal"
     assert db.scalar("PRAGMA foreign_keys") == 1
     db.close()
     again = open_database(tmp_path / "x" / "leads.db")
-    assert migrate(again) == 1
+    assert migrate(again) == 2
     tables = {r["name"] for r in again.all("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"conversations", "messages", "leads"} <= tables
+    assert {"conversations", "messages", "leads", "outbox", "delivery_statuses"} <= tables
     again.close()
+
+
+def test_a_version_1_database_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = apsw.Connection(str(path))
+    with old:
+        old.execute(MIGRATIONS[0])
+        old.execute("PRAGMA user_version = 1")
+        old.execute(
+            "INSERT INTO conversations (channel, external_key, created_at, updated_at)"
+            " VALUES ('web', 's', 'x', 'x')"
+        )
+        old.execute(
+            "INSERT INTO messages (conversation_id, channel, role, content, status,"
+            " created_at) VALUES (1, 'web', 'user', 'hola', 'pending', 'x')"
+        )
+    old.close()
+    db = open_database(path)
+    assert db.schema_version() == 2
+    assert [(m.content, m.status) for m in messages.pending_inbound(db)] == [("hola", "pending")]
+    assert db.scalar("SELECT kind FROM messages") == "text"
 
 
 def test_a_message_is_answered_at_most_once(tmp_path: Path) -> None:

@@ -1,0 +1,167 @@
+"""The outbox: every message for a provider is a row before the first attempt.
+
+A send is marked `sent` in the same transaction that records the provider's message id; a
+failed attempt keeps its next attempt time here, so the retry schedule survives a restart;
+a send that can never succeed ends `failed` or `skipped` with its reason, never vanishes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .db import Database, utc_now
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    conversation_id: int
+    channel: str
+    recipient: str
+    kind: str  # "text" | "read"
+    body: str
+    reply_id: int | None
+    part: int
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ChannelCounts:
+    pending: int
+    failed: int
+    last_error: str | None
+
+
+_COLUMNS = "id, conversation_id, channel, recipient, kind, body, reply_id, part, attempts"
+
+
+def _from_row(row: dict[str, Any]) -> OutboxItem:
+    return OutboxItem(**row)
+
+
+def enqueue(
+    db: Database,
+    conversation_id: int,
+    channel: str,
+    recipient: str,
+    kind: str,
+    bodies: Sequence[str],
+    reply_id: int | None = None,
+) -> list[int]:
+    """Queue one send per body (the parts of one reply keep their order)."""
+    now = utc_now()
+    ids = []
+    with db.transaction():
+        for part, body in enumerate(bodies):
+            ids.append(
+                db.insert(
+                    "INSERT INTO outbox (conversation_id, channel, recipient, kind, body,"
+                    " reply_id, part, next_attempt_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        channel,
+                        recipient,
+                        kind,
+                        body,
+                        reply_id,
+                        part,
+                        now,
+                        now,
+                        now,
+                    ),
+                )
+            )
+    return ids
+
+
+def due(db: Database, now: str, limit: int = 200) -> list[OutboxItem]:
+    """Pending sends whose time has come, in order within each conversation."""
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
+        " ORDER BY conversation_id, id LIMIT ?",
+        (now, limit),
+    )
+    return [_from_row(r) for r in rows]
+
+
+def earlier_pending(db: Database, item: OutboxItem) -> bool:
+    """Is an older send of the same conversation still waiting? (keeps order on retries)"""
+    return bool(
+        db.scalar(
+            "SELECT 1 FROM outbox WHERE conversation_id = ? AND status = 'pending' AND id < ?"
+            " LIMIT 1",
+            (item.conversation_id, item.id),
+        )
+    )
+
+
+def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'sent', provider_message_id = ?, attempts = attempts + 1,"
+        " error = NULL, updated_at = ? WHERE id = ?",
+        (provider_message_id, utc_now(), item_id),
+    )
+
+
+def mark_failed(db: Database, item_id: int, reason: str, *, status: str = "failed") -> None:
+    db.execute(
+        "UPDATE outbox SET status = ?, error = ?, attempts = attempts + 1, updated_at = ?"
+        " WHERE id = ?",
+        (status, reason[:500], utc_now(), item_id),
+    )
+
+
+def schedule_retry(db: Database, item_id: int, reason: str, delay_seconds: float) -> None:
+    at = (
+        (datetime.now(UTC) + timedelta(seconds=delay_seconds))
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+    db.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, error = ?,"
+        " updated_at = ? WHERE id = ?",
+        (at, reason[:500], utc_now(), item_id),
+    )
+
+
+def record_status(
+    db: Database,
+    channel: str,
+    provider_message_id: str,
+    status: str,
+    provider_ts: int | None,
+    error_code: int | None = None,
+    error_title: str | None = None,
+) -> bool:
+    """A delivery receipt; False when this (message, status) was already recorded."""
+    changed = db.changes(
+        "INSERT OR IGNORE INTO delivery_statuses (channel, provider_message_id, status,"
+        " error_code, error_title, provider_ts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (channel, provider_message_id, status, error_code, error_title, provider_ts, utc_now()),
+    )
+    if changed and status == "failed":
+        db.execute(
+            "UPDATE outbox SET status = 'failed', error = ?, updated_at = ?"
+            " WHERE channel = ? AND provider_message_id = ?",
+            (f"{error_code}: {error_title}", utc_now(), channel, provider_message_id),
+        )
+    return bool(changed)
+
+
+def counts(db: Database, channel: str) -> ChannelCounts:
+    row = db.one(
+        "SELECT sum(status = 'pending') AS pending, sum(status = 'failed') AS failed"
+        " FROM outbox WHERE channel = ?",
+        (channel,),
+    )
+    last = db.scalar(
+        "SELECT error FROM outbox WHERE channel = ? AND error IS NOT NULL"
+        " ORDER BY updated_at DESC LIMIT 1",
+        (channel,),
+    )
+    return ChannelCounts(
+        int((row or {}).get("pending") or 0), int((row or {}).get("failed") or 0), last
+    )

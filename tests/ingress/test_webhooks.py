@@ -1,0 +1,254 @@
+"""WhatsApp and Instagram webhooks through real HTTP: handshake, signatures, every shape of
+payload, duplicates, and the 200 that never waits for the model."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from store.db import Database
+from tests.conftest import DATA, KNOWN_SECRET, make_settings, running_suite
+from tests.fakes.openai_server import FakeOpenAI, Stall
+
+APP_SECRET = "meta-app-secret-KNOWN-0123456789"
+WEBHOOKS = DATA / "webhooks"
+META_ENV = {
+    "META_APP_SECRET": APP_SECRET,
+    "WHATSAPP_VERIFY_TOKEN": "verify-wa-123",
+    "INSTAGRAM_VERIFY_TOKEN": "verify-ig-456",
+    "INSTAGRAM_ACCOUNT_ID": "17841400000000000",
+    "DEBOUNCE_SECONDS": "0",
+}
+
+
+def sign(raw: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+
+
+def fixture(name: str) -> bytes:
+    return (WEBHOOKS / name).read_bytes()
+
+
+async def post_signed(
+    client: httpx.AsyncClient, channel: str, raw: bytes, signature: str | None = None
+) -> httpx.Response:
+    return await client.post(
+        f"/api/{channel}/webhook",
+        content=raw,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": signature if signature is not None else sign(raw),
+        },
+    )
+
+
+def inbound_rows(db: Database | None) -> list[dict[str, Any]]:
+    assert db is not None
+    return db.all(
+        "SELECT m.channel, c.external_key AS sender, m.external_id, m.kind, m.content"
+        " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE m.role = 'user' ORDER BY m.id"
+    )
+
+
+async def test_verify_handshake(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (_suite, client):
+        ok = await client.get(
+            "/api/whatsapp/webhook",
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": "verify-wa-123",
+                "hub.challenge": "1158201444",
+            },
+        )
+        assert ok.status_code == 200 and ok.text == "1158201444"
+        ig = await client.get(
+            "/api/instagram/webhook",
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": "verify-ig-456",
+                "hub.challenge": "77",
+            },
+        )
+        assert ig.status_code == 200 and ig.text == "77"
+        wrong = await client.get(
+            "/api/whatsapp/webhook",
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": "verify-ig-456",
+                "hub.challenge": "1",
+            },
+        )
+        assert wrong.status_code == 403
+        assert (await client.get("/api/instagram/webhook")).status_code == 403
+
+
+async def test_without_app_secret_nothing_is_processed(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path)) as (suite, client):
+        raw = fixture("whatsapp_text.json")
+        r = await post_signed(client, "whatsapp", raw)
+        assert r.status_code == 503 and "META_APP_SECRET" in r.json()["error"]
+        assert inbound_rows(suite.db) == []
+
+
+async def test_signatures(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        raw = fixture("whatsapp_text.json")
+        missing = await client.post(
+            "/api/whatsapp/webhook", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert missing.status_code == 401
+        sha1_only = await client.post(
+            "/api/whatsapp/webhook",
+            content=raw,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature": "sha1=" + hmac.new(APP_SECRET.encode(), raw, "sha1").hexdigest(),
+            },
+        )
+        assert sha1_only.status_code == 401
+        wrong_secret = await post_signed(client, "whatsapp", raw, sign(raw, "another-secret"))
+        assert wrong_secret.status_code == 403
+        reserialized = json.dumps(json.loads(raw)).encode()  # same JSON, other bytes
+        assert reserialized != raw
+        forged = await post_signed(client, "whatsapp", raw, sign(reserialized))
+        assert forged.status_code == 403
+        assert inbound_rows(suite.db) == []  # nothing stored by any of them
+
+        # The raw body is signed as sent: non-ASCII bytes and all.
+        assert "😊".encode() in raw
+        assert (await post_signed(client, "whatsapp", raw)).status_code == 200
+        rows = inbound_rows(suite.db)
+        assert rows == [
+            {
+                "channel": "whatsapp",
+                "sender": "56911112222",
+                "external_id": "wamid.HBgLNTY5MTExMTIyMjIVAgASGBQzQTAwMDAwMDAwMDAwMDAwMDAwMQA=",
+                "kind": "text",
+                "content": "Hola, ¿hacen mantención de aire acondicionado? 😊",
+            }
+        ]
+
+
+async def test_bad_bodies_are_refused_and_change_nothing(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        for raw in (
+            b"{not json",
+            b"[]",
+            b'{"object": "page"}',
+            b'{"object": "whatsapp_business_account", "entry": [{"changes": "x"}]}',
+            json.dumps(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [
+                        {
+                            "changes": [
+                                {"value": {"messages": [{"type": "text", "text": {"body": "x"}}]}}
+                            ]
+                        }
+                    ],
+                }
+            ).encode(),
+        ):
+            r = await post_signed(client, "whatsapp", raw)
+            assert r.status_code == 400, raw
+            assert r.json()["success"] is False
+        big = b'{"object": "whatsapp_business_account", "pad": "' + b"x" * (1024 * 1024) + b'"}'
+        assert (await post_signed(client, "whatsapp", big)).status_code == 413
+        assert inbound_rows(suite.db) == []
+
+
+async def test_every_message_and_status_of_a_batch_is_read_once(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        raw = fixture("whatsapp_batch.json")
+        r = await post_signed(client, "whatsapp", raw)
+        assert r.status_code == 200
+        assert r.json() == {"success": True, "received": 7, "statuses": 2}
+        again = await post_signed(client, "whatsapp", raw)  # Meta redelivers
+        assert again.status_code == 200
+        rows = inbound_rows(suite.db)
+        by_id = {row["external_id"]: row for row in rows}
+        assert len(rows) == 7  # the reaction is not user input; duplicates ignored
+        assert by_id["wamid.batch-1"]["content"] == "Mantención"  # button reply title
+        assert by_id["wamid.batch-3"]["content"] == "Instalación"  # list reply title
+        assert by_id["wamid.batch-4"]["content"] == "Así quedó el equipo, ¿lo pueden revisar?"
+        assert (by_id["wamid.batch-5"]["kind"], by_id["wamid.batch-5"]["content"]) == (
+            "audio",
+            "[audio]",
+        )
+        assert by_id["wamid.batch-7"]["kind"] == "location"
+        assert by_id["wamid.batch-8"]["content"] == "Sí, agendar"
+        assert by_id["wamid.batch-2"]["content"] == "Vivo en Ñuñoa, ¿llegan hasta allá? 🙏"
+        # One conversation's messages are stored in Meta's order, not the payload's.
+        jose = [row["external_id"] for row in rows if row["sender"] == "56933334444"]
+        assert jose == ["wamid.batch-1", "wamid.batch-2"]
+        assert suite.db is not None
+        statuses = suite.db.all(
+            "SELECT provider_message_id, status, error_code, error_title"
+            " FROM delivery_statuses ORDER BY id"
+        )
+        assert statuses == [
+            {
+                "provider_message_id": "wamid.ours-1",
+                "status": "delivered",
+                "error_code": None,
+                "error_title": None,
+            },
+            {
+                "provider_message_id": "wamid.ours-2",
+                "status": "failed",
+                "error_code": 131047,
+                "error_title": "Re-engagement message",
+            },
+        ]
+
+
+async def test_instagram_echoes_deletions_and_reactions_are_not_user_input(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        r = await post_signed(client, "instagram", fixture("instagram_batch.json"))
+        assert r.status_code == 200
+        rows = inbound_rows(suite.db)
+        assert [(row["sender"], row["kind"], row["content"]) for row in rows] == [
+            ("6123450000000001", "text", "Hola! cuánto cuesta instalar un split? ❄️"),
+            ("6123450000000002", "image", "[imagen]"),
+            ("6123450000000003", "unsupported", "[mensaje no soportado]"),
+            ("6123450000000004", "text", "Mantención"),
+        ]
+        assert suite.db is not None
+        assert suite.db.all("SELECT channel, status FROM delivery_statuses") == [
+            {"channel": "instagram", "status": "read"}
+        ]
+
+
+async def test_acknowledged_at_once_while_the_model_is_slow(
+    tmp_path: Path, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.default = Stall(10)
+    settings = make_settings(
+        tmp_path,
+        OPENAI_API_KEY=KNOWN_SECRET,
+        OPENAI_BASE_URL=fake_llm.url,
+        OPENAI_TIMEOUT="20",
+        **META_ENV,
+    )
+    async with running_suite(settings) as (suite, client):
+        for i in range(5):
+            body = json.loads(fixture("whatsapp_text.json"))
+            message = body["entry"][0]["changes"][0]["value"]["messages"][0]
+            message["id"] = f"wamid.slow-{i}"
+            message["from"] = f"5691111000{i}"
+            raw = json.dumps(body).encode()
+            started = trio.current_time()
+            r = await post_signed(client, "whatsapp", raw)
+            assert r.status_code == 200
+            assert trio.current_time() - started < 1.0
+        with trio.fail_after(5):
+            while len(fake_llm.requests) < 5:  # the model is working on them meanwhile
+                await trio.sleep(0.05)
+        assert len(inbound_rows(suite.db)) == 5
