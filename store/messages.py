@@ -151,6 +151,15 @@ def recent_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[s
     return [(str(role), str(content)) for role, content in reversed(rows)]
 
 
+def last_user_message_at(db: Database, conversation_id: int) -> str | None:
+    """When the person last wrote to us (opens Meta's 24 h customer-service window)."""
+    value = db.scalar(
+        "SELECT max(created_at) FROM messages WHERE conversation_id = ? AND role = 'user'",
+        (conversation_id,),
+    )
+    return None if value is None else str(value)
+
+
 def mark_failed(db: Database, message_id: int) -> None:
     """A message that will not be answered (its web request was turned away)."""
     db.execute(

@@ -87,15 +87,18 @@ def due(db: Database, now: str, limit: int = 200) -> list[OutboxItem]:
     return [_from_row(r) for r in rows]
 
 
-def earlier_pending(db: Database, item: OutboxItem) -> bool:
-    """Is an older send of the same conversation still waiting? (keeps order on retries)"""
-    return bool(
-        db.scalar(
-            "SELECT 1 FROM outbox WHERE conversation_id = ? AND status = 'pending' AND id < ?"
-            " LIMIT 1",
-            (item.conversation_id, item.id),
-        )
+def next_for_conversation(db: Database, conversation_id: int) -> tuple[OutboxItem, str] | None:
+    """The conversation's oldest pending send and when it may go: sends keep their order,
+    so a send waiting for its retry holds back the ones after it."""
+    row = db.one(
+        f"SELECT {_COLUMNS}, next_attempt_at FROM outbox"
+        " WHERE conversation_id = ? AND status = 'pending' ORDER BY id LIMIT 1",
+        (conversation_id,),
     )
+    if row is None:
+        return None
+    at = row.pop("next_attempt_at")
+    return _from_row(row), str(at)
 
 
 def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> None:

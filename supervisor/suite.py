@@ -17,12 +17,12 @@ from pathlib import Path
 import openai
 import trio
 
-from actors import conversation, ingress
+from actors import conversation, ingress, notifier
 from actors.conversation.brain import Brain
 from actors.conversation.llm import LLMOptions, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
-from actors.messages import InboundMessage
+from actors.messages import InboundMessage, OutboxReady
 from store import maintenance
 from store.db import Database, open_database, utc_now
 
@@ -84,12 +84,12 @@ class Suite:
         settings: Settings,
         business: BusinessConfig,
         rules: str,
-        notifier: SystemdNotifier | None = None,
+        systemd: SystemdNotifier | None = None,
     ) -> None:
         self.settings = settings
         self.business = business
         self.rules = rules
-        self.notifier = notifier or SystemdNotifier({})
+        self.systemd = systemd or SystemdNotifier({})
         self.version = suite_version()
         self.started_at = utc_now()
         self.bound: list[str] = []
@@ -97,7 +97,9 @@ class Suite:
         self.failpoints = Failpoints(settings.failpoints)
         # The supervisor's channels: created once, outliving every actor incarnation.
         self.inbox_send, self.inbox_receive = trio.open_memory_channel[InboundMessage](INBOX_BUFFER)
+        self.outbox_send, self.outbox_receive = trio.open_memory_channel[OutboxReady](INBOX_BUFFER)
         self.supervisor: Supervisor | None = None
+        self.notifier_stats = notifier.NotifierStatistics()
         self.checkpoints = maintenance.CheckpointStatistics()
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
@@ -124,18 +126,18 @@ class Suite:
     # -- lifecycle -----------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        self.notifier.notify("STOPPING=1", "STATUS=Deteniendo")
+        self.systemd.notify("STOPPING=1", "STATUS=Deteniendo")
         if self.supervisor is not None:
             self.supervisor.shutdown()
 
     async def run(self, *, task_status: trio.TaskStatus[Suite] = trio.TASK_STATUS_IGNORED) -> None:
         self.db = open_database(self.settings.database_path)
         try:
-            self.supervisor = Supervisor(self._children(self.db), on_status=self.notifier.status)
+            self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self.notifier.keep_watchdog_fed)
+                nursery.start_soon(self.systemd.keep_watchdog_fed)
                 await nursery.start(self._supervise, self.supervisor, nursery.cancel_scope)
-                self.notifier.notify("READY=1", f"STATUS=Atendiendo en {self.url}")
+                self.systemd.notify("READY=1", f"STATUS=Atendiendo en {self.url}")
                 log.info("suite ready on %s (brain: %s)", self.url, self.brain())
                 task_status.started(self)
         finally:
@@ -158,6 +160,10 @@ class Suite:
             llm_limiter=trio.CapacityLimiter(self.settings.llm_concurrency),
             failpoints=self.failpoints,
             debounce=self.settings.debounce_seconds,
+            outbox_ready=self.outbox_send,
+        )
+        notifier_ctx = notifier.NotifierContext(
+            db=db, settings=self.settings, failpoints=self.failpoints, stats=self.notifier_stats
         )
         ingress_ctx = ingress.IngressContext(
             settings=self.settings,
@@ -173,6 +179,12 @@ class Suite:
                 Restart.PERMANENT,
                 # A checkpoint in a thread cannot be cancelled: give it time to end.
                 shutdown_timeout=30 * SECONDS,
+            ),
+            ChildSpec(
+                "notifier",
+                partial(notifier.run, notifier_ctx, self.outbox_receive),
+                Restart.PERMANENT,
+                shutdown_timeout=20 * SECONDS,
             ),
             ChildSpec(
                 "conversation",

@@ -15,6 +15,7 @@ import trio
 from supervisor.business import load_business
 from supervisor.settings import Settings, load_settings
 from supervisor.suite import Suite, load_rules
+from tests.fakes.graph_server import FakeGraph, serve_graph
 from tests.fakes.openai_server import FakeOpenAI, serve_fake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +66,8 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def fake_llm(nursery: trio.Nursery) -> FakeOpenAI:
     return await serve_fake(nursery, FakeOpenAI())
+
+
+@pytest.fixture
+async def fake_graph(nursery: trio.Nursery) -> FakeGraph:
+    return await serve_graph(nursery, FakeGraph())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import trio
 
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
+from actors.lifecycle import cancel_when_set
 from actors.messages import (
     InboundMessage,
     LeadView,
@@ -365,7 +366,7 @@ async def run(
         sweeping = trio.CancelScope()
         nursery.start_soon(_sweep_forever, router, sweeping)
         with trio.CancelScope() as intake:
-            nursery.start_soon(_cancel_when_set, stop, intake)
+            nursery.start_soon(cancel_when_set, stop, intake)
             while True:
                 message = await inbox.receive()
                 await router.dispatch(message)
@@ -389,8 +390,3 @@ async def _sweep_forever(router: ConversationRouter, scope: trio.CancelScope) ->
         while True:
             await trio.sleep(SWEEP_INTERVAL)
             await router.sweep()
-
-
-async def _cancel_when_set(stop: trio.Event, scope: trio.CancelScope) -> None:
-    await stop.wait()
-    scope.cancel()

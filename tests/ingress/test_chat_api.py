@@ -182,6 +182,7 @@ async def test_health_endpoints(tmp_path: Path) -> None:
         assert detailed["status"] == "ok"
         assert {a["name"]: a["state"] for a in detailed["actors"]} == {
             "store": "running",
+            "notifier": "running",
             "conversation": "running",
             "ingress": "running",
         }

@@ -3,49 +3,23 @@ payload, duplicates, and the 200 that never waits for the model."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 
 from store.db import Database
 from tests.conftest import DATA, KNOWN_SECRET, make_settings, running_suite
 from tests.fakes.openai_server import FakeOpenAI, Stall
+from tests.meta import APP_SECRET, META_ENV, post_signed, sign
 
-APP_SECRET = "meta-app-secret-KNOWN-0123456789"
 WEBHOOKS = DATA / "webhooks"
-META_ENV = {
-    "META_APP_SECRET": APP_SECRET,
-    "WHATSAPP_VERIFY_TOKEN": "verify-wa-123",
-    "INSTAGRAM_VERIFY_TOKEN": "verify-ig-456",
-    "INSTAGRAM_ACCOUNT_ID": "17841400000000000",
-    "DEBOUNCE_SECONDS": "0",
-}
-
-
-def sign(raw: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
 def fixture(name: str) -> bytes:
     return (WEBHOOKS / name).read_bytes()
-
-
-async def post_signed(
-    client: httpx.AsyncClient, channel: str, raw: bytes, signature: str | None = None
-) -> httpx.Response:
-    return await client.post(
-        f"/api/{channel}/webhook",
-        content=raw,
-        headers={
-            "Content-Type": "application/json",
-            "X-Hub-Signature-256": signature if signature is not None else sign(raw),
-        },
-    )
 
 
 def inbound_rows(db: Database | None) -> list[dict[str, Any]]:
