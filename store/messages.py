@@ -167,6 +167,14 @@ def mark_failed(db: Database, message_id: int) -> None:
     )
 
 
+def pending_count(db: Database, channel: str) -> int:
+    return int(
+        db.scalar(
+            "SELECT count(*) FROM messages WHERE status = 'pending' AND channel = ?", (channel,)
+        )
+    )
+
+
 def pending_inbound(db: Database) -> list[StoredMessage]:
     """Every inbound message not yet answered, oldest first: what a restart must pick up."""
     rows = db.all(

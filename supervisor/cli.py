@@ -69,6 +69,17 @@ def cmd_check_config() -> int:
         f"{len(business.services)} services, timezone {business.schedule.timezone}"
     )
     print(f"OK  {settings.system_prompt_path}")
+    for channel, ready, needs in (
+        (
+            "whatsapp",
+            settings.whatsapp_configured,
+            "WHATSAPP_ACCESS_TOKEN, WHATSAPP_PHONE_NUMBER_ID",
+        ),
+        ("instagram", settings.instagram_configured, "INSTAGRAM_ACCESS_TOKEN"),
+    ):
+        webhooks = "webhook ready" if settings.meta_app_secret else "webhook needs META_APP_SECRET"
+        state = f"configured, {webhooks}" if ready else f"not configured (needs {needs})"
+        print(f"    {channel}: {state}")
     print(
         f"    database {settings.database_path}, logs {settings.log_dir}, "
         f"http://{settings.host}:{settings.port}, brain {brain}"

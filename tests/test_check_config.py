@@ -27,6 +27,23 @@ def test_shipped_config_is_valid(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "Climatización Cordillera, 4 services" in r.stdout
     assert "brain offline" in r.stdout
+    assert "whatsapp: not configured (needs WHATSAPP_ACCESS_TOKEN" in r.stdout
+
+
+def test_channels_are_reported_and_their_secrets_are_not(tmp_path: Path) -> None:
+    token = "EAAGcheckconfigKNOWNtoken0123456789"
+    r = cli(
+        ["check-config"],
+        tmp_path,
+        BUSINESS_CONFIG=str(ROOT / "config" / "business.json"),
+        WHATSAPP_API_TOKEN=token,
+        WHATSAPP_PHONE_NUMBER_ID="1065",
+        META_APP_SECRET="s3cr3t-x",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "whatsapp: configured, webhook ready" in r.stdout  # the original's name works
+    assert "instagram: not configured" in r.stdout
+    assert token not in r.stdout + r.stderr and "s3cr3t-x" not in r.stdout + r.stderr
 
 
 def test_the_original_systems_config_loads_unchanged(tmp_path: Path) -> None:

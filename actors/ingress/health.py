@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 from quart import Blueprint, Response
 
+from store import messages, outbox
 from supervisor.logs import Redactor
 from supervisor.supervisor import ActorState
 
@@ -25,6 +26,30 @@ def store_report(ctx: IngressContext) -> dict[str, Any]:
         "sizeBytes": stats.size_bytes,
         "walBytes": stats.wal_bytes,
     }
+
+
+def channels_report(ctx: IngressContext) -> dict[str, Any]:
+    settings = ctx.settings
+    configured = {
+        "web": True,
+        "whatsapp": settings.whatsapp_configured,
+        "instagram": settings.instagram_configured,
+    }
+    report: dict[str, Any] = {}
+    for channel, is_configured in configured.items():
+        entry: dict[str, Any] = {
+            "configured": is_configured,
+            "inboundPending": messages.pending_count(ctx.db, channel),
+        }
+        if channel != "web":
+            counts = outbox.counts(ctx.db, channel)
+            entry.update(
+                outboxPending=counts.pending,
+                outboxFailed=counts.failed,
+                lastSendError=counts.last_error,
+            )
+        report[channel] = entry
+    return report
 
 
 def create_health_blueprint(ctx: IngressContext) -> Blueprint:
@@ -89,6 +114,7 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
                 for a in actors
             ],
             "store": store_report(ctx),
+            "channels": channels_report(ctx),
             "process": proc,
         }
         # An error message could quote a credential; health output never does.

@@ -144,6 +144,15 @@ async def test_permanent_failure_ends_failed_with_the_reason(
         text_row = outbox_rows(suite.db)[1]
         assert text_row["error"] == "131026: Message undeliverable"
         assert text_row["attempts"] == 1
+        channels = (await client.get("/health/detailed")).json()["channels"]
+        assert channels["whatsapp"] == {
+            "configured": True,
+            "inboundPending": 0,
+            "outboxPending": 0,
+            "outboxFailed": 2,
+            "lastSendError": "131026: Message undeliverable",
+        }
+        assert channels["instagram"]["configured"] is True
         await trio.sleep(1.5)
         assert len(fake_graph.attempts) == 2  # not retried
 
