@@ -36,7 +36,16 @@ class Stall:
     then: Answer | None = None
 
 
-Behaviour = Answer | Status | Stall
+@dataclass(frozen=True)
+class EchoLast:
+    """Answer "eco N: <the last user message>" after `delay` seconds. N counts every
+    message the model was shown: it grows with each stored reply, so every reply of a
+    conversation is told apart."""
+
+    delay: float = 0.0
+
+
+Behaviour = Answer | Status | Stall | EchoLast
 
 
 def lead_json(reply: str, **lead: Any) -> str:
@@ -71,6 +80,10 @@ class FakeOpenAI:
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in request.headers.items()})
             behaviour = self.next_behaviour()
+            if isinstance(behaviour, EchoLast):
+                await trio.sleep(behaviour.delay)
+                said = [m["content"] for m in body["messages"] if m["role"] == "user"]
+                behaviour = Answer(lead_json(f"eco {len(body['messages'])}: {said[-1]}"))
             if isinstance(behaviour, Stall):
                 await trio.sleep(behaviour.seconds)
                 behaviour = behaviour.then or self.default
