@@ -22,6 +22,16 @@ async def chat() -> Response:
     return Response(json.dumps({"success": True, "data": data}), content_type="application/json")
 
 
+@app.post("/api/whatsapp/webhook")
+async def webhook() -> Response:
+    raw = await request.get_data()
+    body = json.loads(raw)
+    return Response(
+        json.dumps({"success": True, "received": len(body["entry"])}),
+        content_type="application/json",
+    )
+
+
 if __name__ == "__main__":
     config = Config()
     config.bind = [f"127.0.0.1:{sys.argv[1]}"]

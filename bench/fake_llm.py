@@ -1,6 +1,7 @@
-"""An OpenAI-compatible fake for benchmarks: answers every chat completion at once with a
-canned JSON reply. Raw HTTP/1.1 with keep-alive on trio, so the fake costs little CPU and
-the figures measure the suite, not the fake. Usage: python bench/fake_llm.py PORT"""
+"""Fakes for benchmarks: answer every request at once with a canned JSON answer, as an
+OpenAI-compatible server (default) or as Meta's Graph API (`--graph`). Raw HTTP/1.1 with
+keep-alive on trio, so the fake costs little CPU and the figures measure the suite, not the
+fake. Usage: python bench/fake_llm.py PORT [--graph]"""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from store.outbox import OutboxItem
 from supervisor.failpoints import Failpoints
 from supervisor.settings import Settings
 
-from .errors import GraphError
+from .errors import GraphError, NotConfigured
 from .graph import GraphClient
 
 log = logging.getLogger("notifier")
@@ -77,6 +77,7 @@ class Deliverer:
         self.limiter = trio.CapacityLimiter(CONCURRENCY)
         self.running: set[int] = set()
         self.stopping = False
+        self.unconfigured_reported: set[str] = set()
 
     def start_due(self) -> None:
         for item in outbox.due(self.ctx.db, utc_now()):
@@ -126,6 +127,14 @@ class Deliverer:
         reason = exc.reason if isinstance(exc, GraphError) else "timeout"
         transient = not isinstance(exc, GraphError) or exc.transient
         stats.last_error[item.channel] = reason
+        if isinstance(exc, NotConfigured):
+            # Said once per channel, not once per message: the outbox rows keep the reason.
+            if item.channel not in self.unconfigured_reported:
+                self.unconfigured_reported.add(item.channel)
+                log.error("%s: sends fail until it is configured", reason)
+            outbox.mark_failed(db, item.id, reason)
+            stats.failed += 1
+            return
         if item.kind == "read":
             # A receipt is a courtesy: it never holds back the reply behind it.
             outbox.mark_failed(db, item.id, reason)
