@@ -78,26 +78,14 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[None
         proc.wait(timeout=20)
 
 
-def wrk(name: str, url: str, connections: int, duration: int) -> Figures:
-    # Warm up (imports, caches, the first sessions), then measure.
-    subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", "-d2s", "-s", "bench/chat.lua", url],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    )
+def run_wrk(
+    script: str, url: str, connections: int, seconds: int, env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """One wrk run: requests/s, p50 and p99 in ms, and non-2xx answers."""
     out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--latency",
-            "-s",
-            "bench/chat.lua",
-            url,
-        ],
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script, url],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
@@ -106,8 +94,13 @@ def wrk(name: str, url: str, connections: int, duration: int) -> Figures:
     p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = int(bad.group(1)) if bad else 0
-    return Figures(name, rps, p50, p99, errors)
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": int(bad.group(1)) if bad else 0}
+
+
+def wrk(name: str, url: str, connections: int, duration: int) -> Figures:
+    run_wrk("bench/chat.lua", url, connections, 2)  # warm up: imports, caches, sessions
+    r = run_wrk("bench/chat.lua", url, connections, duration)
+    return Figures(name, r["rps"], r["p50"], r["p99"], int(r["errors"]))
 
 
 def open_loop(name: str, url: str, rate: float, connections: int, seconds: int) -> OpenLoop:

@@ -34,12 +34,21 @@ BODY = json.dumps(
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }
 ).encode()
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-    + str(len(BODY)).encode()
-    + b"\r\n\r\n"
-    + BODY
-)
+GRAPH = "--graph" in sys.argv
+GRAPH_BODY = '{"messaging_product": "whatsapp", "messages": [{"id": "wamid.bench-%d"}]}'
+
+
+def http_response(body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+RESPONSE = http_response(BODY)
+sent = 0
 
 
 async def handle(stream: trio.SocketStream) -> None:
@@ -62,7 +71,12 @@ async def handle(stream: trio.SocketStream) -> None:
                     return
                 buffer += data
             buffer = buffer[length:]
-            await stream.send_all(RESPONSE)
+            if GRAPH:  # every send gets its own message id, as Meta's do
+                global sent
+                sent += 1
+                await stream.send_all(http_response((GRAPH_BODY % sent).encode()))
+            else:
+                await stream.send_all(RESPONSE)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return
 

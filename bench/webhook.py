@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +24,11 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chat_bench import PY, ROOT, _ms, free_port, process, wait_http
+from chat_bench import PY, ROOT, free_port, process, run_wrk, wait_http
 
 SECRET = "bench-app-secret-0000000000"
+BARE = "bare quart-trio endpoint"
+SUITE = "suite (stores, then answers)"
 CONCURRENCY = (10, 50, 100)
 
 
@@ -77,30 +78,7 @@ def write_requests(path: Path, start: int, count: int) -> None:
 
 def wrk(url: str, connections: int, seconds: int, requests_file: Path) -> dict[str, float]:
     env = {**os.environ, "WEBHOOK_REQUESTS": str(requests_file), "WRK_THREADS": "2"}
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            "bench/webhook.lua",
-            url,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    import re
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50": p50, "p99": p99, "errors": int(bad.group(1)) if bad else 0}
+    return run_wrk("bench/webhook.lua", url, connections, seconds, env)
 
 
 async def open_loop(url: str, rate: float, seconds: float, first_id: int) -> dict[str, float]:
@@ -148,79 +126,68 @@ def wait_drained(url: str, timeout: float = 300) -> None:
     raise SystemExit("the suite did not drain its backlog")
 
 
+def measure(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    requests_file: Path,
+    first_id: int,
+    rows: list[tuple[str, int, dict[str, float]]],
+    opens: list[tuple[str, float, dict[str, float]]],
+) -> None:
+    for n, c in enumerate(CONCURRENCY):
+        # Fresh ids for every run: duplicates would be cheaper to acknowledge.
+        write_requests(requests_file, first_id + 100_000 * n, 60_000)
+        rows.append((name, c, wrk(url, c, args.duration, requests_file)))
+    for k, rate in enumerate(args.rates):
+        if name == SUITE:
+            wait_drained(url)
+        opens.append(
+            (
+                name,
+                rate,
+                trio.run(open_loop, url, rate, args.duration, first_id + 1_000_000 * (k + 1)),
+            )
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=8)
-    parser.add_argument("--rates", default="100,200", help="open-loop requests/s, comma-separated")
+    parser.add_argument(
+        "--rates",
+        default="100,200",
+        type=lambda v: [float(r) for r in v.split(",")],
+        help="open-loop requests/s, comma-separated",
+    )
     args = parser.parse_args()
     rows: list[tuple[str, int, dict[str, float]]] = []
     opens: list[tuple[str, float, dict[str, float]]] = []
-    rates = [float(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         requests_file = Path(tmp) / "requests.tsv"
-        write_requests(requests_file, 0, 60_000)
         port = free_port()
         with process([PY, "bench/bare_app.py", str(port)]):
             wait_http(f"http://127.0.0.1:{port}/")
-            for c in CONCURRENCY:
-                rows.append(
-                    (
-                        "bare quart-trio endpoint",
-                        c,
-                        wrk(f"http://127.0.0.1:{port}", c, args.duration, requests_file),
-                    )
-                )
-            for k, rate in enumerate(rates):
-                opens.append(
-                    (
-                        "bare quart-trio endpoint",
-                        rate,
-                        trio.run(
-                            open_loop,
-                            f"http://127.0.0.1:{port}",
-                            rate,
-                            args.duration,
-                            1_000_000 * (k + 1),
-                        ),
-                    )
-                )
-        port = free_port()
+            measure(BARE, f"http://127.0.0.1:{port}", args, requests_file, 0, rows, opens)
+        port, graph_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "WHATSAPP"))}
         env.update(
             PORT=str(port),
             DATABASE_PATH=str(Path(tmp) / "leads.db"),
             LOG_DIR=str(Path(tmp) / "logs"),
-            LOG_LEVEL="ERROR",
+            LOG_LEVEL="WARNING",
             META_APP_SECRET=SECRET,
+            WHATSAPP_ACCESS_TOKEN="bench-token-0000000000",
+            WHATSAPP_PHONE_NUMBER_ID="106540352242922",
+            META_GRAPH_URL=f"http://127.0.0.1:{graph_port}/v21.0",
         )
-        with process([PY, "-m", "supervisor.cli", "run"], env):
+        with (
+            process([PY, "bench/fake_llm.py", str(graph_port), "--graph"]),
+            process([PY, "-m", "supervisor.cli", "run"], env),
+        ):
             wait_http(f"http://127.0.0.1:{port}/health/ready")
-            for n, c in enumerate(CONCURRENCY):
-                # Fresh ids for every run: duplicates would be cheaper to acknowledge.
-                write_requests(requests_file, 100_000 * (n + 1), 60_000)
-                rows.append(
-                    (
-                        "suite (stores, then answers)",
-                        c,
-                        wrk(f"http://127.0.0.1:{port}", c, args.duration, requests_file),
-                    )
-                )
-            for k, rate in enumerate(rates):
-                opens.append(
-                    (
-                        "suite (stores, then answers)",
-                        rate,
-                        trio.run(
-                            open_loop,
-                            f"http://127.0.0.1:{port}",
-                            rate,
-                            args.duration,
-                            5_000_000 * (k + 1),
-                        ),
-                    )
-                )
-                time.sleep(args.duration)  # let the suite drain before the next rate
-    bare = {c: r for name, c, r in rows if name.startswith("bare")}
+            measure(SUITE, f"http://127.0.0.1:{port}", args, requests_file, 10_000_000, rows, opens)
+    bare = {c: r for name, c, r in rows if name == BARE}
     print(
         f"\nSigned WhatsApp webhooks, distinct ids, {args.duration} s a run, "
         f"{os.cpu_count()} cores\n"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import apsw
+
 from .db import Database, utc_now
 
 
@@ -102,11 +104,16 @@ def next_for_conversation(db: Database, conversation_id: int) -> tuple[OutboxIte
 
 
 def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> None:
-    db.execute(
+    sql = (
         "UPDATE outbox SET status = 'sent', provider_message_id = ?, attempts = attempts + 1,"
-        " error = NULL, updated_at = ? WHERE id = ?",
-        (provider_message_id, utc_now(), item_id),
+        " error = ?, updated_at = ? WHERE id = ?"
     )
+    try:
+        db.execute(sql, (provider_message_id, None, utc_now(), item_id))
+    except apsw.ConstraintError:
+        # A provider repeating an id must not stop deliveries: sent, id kept in the note.
+        note = f"id repetido por el proveedor: {provider_message_id}"
+        db.execute(sql, (None, note, utc_now(), item_id))
 
 
 def mark_failed(db: Database, item_id: int, reason: str, *, status: str = "failed") -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from store import conversations, leads, maintenance, messages
+from store import conversations, leads, maintenance, messages, outbox
 from store.db import migrate, open_database
 from store.leads import LeadFields
 from store.messages import ReplyRecord
@@ -114,3 +114,20 @@ def test_the_wal_is_checkpointed_off_the_event_loop(tmp_path: Path) -> None:
     frames, copied = maintenance.checkpoint(tmp_path / "leads.db")
     assert frames > 100 and copied == frames
     assert db.scalar("SELECT count(*) FROM messages") == 300
+
+
+def test_a_provider_repeating_a_message_id_does_not_stop_deliveries(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "whatsapp", "569")
+    first, second = outbox.enqueue(db, conv.id, "whatsapp", "569", "text", ["uno", "dos"])
+    outbox.mark_sent(db, first, "wamid.same")
+    outbox.mark_sent(db, second, "wamid.same")
+    rows = db.all("SELECT status, provider_message_id, error FROM outbox ORDER BY id")
+    assert rows == [
+        {"status": "sent", "provider_message_id": "wamid.same", "error": None},
+        {
+            "status": "sent",
+            "provider_message_id": None,
+            "error": "id repetido por el proveedor: wamid.same",
+        },
+    ]
