@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import trio
 
 from store.leads import Lead
+from store.messages import StoredMessage
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,18 @@ class InboundMessage:
     stream: bool = False  # the waiting client wants the reply as it is written
     external_id: str | None = None  # the provider's id (WhatsApp/Instagram)
     kind: str = "text"  # "text", or what a message without text was (image, audio...)
+
+    @classmethod
+    def of(cls, stored: StoredMessage) -> InboundMessage:
+        """The notice for a stored row (no one waiting on it)."""
+        return cls(
+            stored.conversation_id,
+            stored.id,
+            stored.channel,
+            stored.content,
+            external_id=stored.external_id,
+            kind=stored.kind,
+        )
 
 
 @dataclass(frozen=True)

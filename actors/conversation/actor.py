@@ -308,7 +308,7 @@ class ConversationRouter:
         """Dispatch pending rows nobody told us about (their notice met a full inbox)."""
         for stored in messages.pending_inbound(self.ctx.db):
             if stored.id not in self.in_flight:
-                await self.dispatch(inbound_from_store(stored))
+                await self.dispatch(InboundMessage.of(stored))
 
     def _fallback(self, lead_before: Lead | None) -> BrainReply:
         self.fallbacks += 1
@@ -361,7 +361,7 @@ async def run(
         if pending:
             log.info("picking up %d pending message(s)", len(pending))
         for stored in pending:
-            await router.dispatch(inbound_from_store(stored))
+            await router.dispatch(InboundMessage.of(stored))
         task_status.started()
         sweeping = trio.CancelScope()
         nursery.start_soon(_sweep_forever, router, sweeping)
@@ -372,17 +372,6 @@ async def run(
                 await router.dispatch(message)
         sweeping.cancel()
         router.close_lanes()
-
-
-def inbound_from_store(stored: messages.StoredMessage) -> InboundMessage:
-    return InboundMessage(
-        stored.conversation_id,
-        stored.id,
-        stored.channel,
-        stored.content,
-        external_id=stored.external_id,
-        kind=stored.kind,
-    )
 
 
 async def _sweep_forever(router: ConversationRouter, scope: trio.CancelScope) -> None:

@@ -132,16 +132,7 @@ def store_batch(
                 kind="text" if event.has_text else event.kind,
             )
             if stored is not None:
-                fresh.append(
-                    InboundMessage(
-                        conversation.id,
-                        stored.id,
-                        event.channel,
-                        event.text,
-                        external_id=event.external_id,
-                        kind=stored.kind,
-                    )
-                )
+                fresh.append(InboundMessage.of(stored))
         for status in statuses:
             outbox.record_status(
                 db,

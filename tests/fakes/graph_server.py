@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
+
+from tests.fakes import serve_on_loopback
 
 VERSION = "v21.0"
 
@@ -90,10 +89,5 @@ def _json(data: dict[str, Any]) -> Response:
 
 
 async def serve_graph(nursery: trio.Nursery, fake: FakeGraph) -> FakeGraph:
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 0.5
-    urls = await nursery.start(partial(serve, fake.app(), config))
-    fake.url = f"{urls[0]}/{VERSION}"
+    fake.url = await serve_on_loopback(nursery, fake.app()) + f"/{VERSION}"
     return fake

@@ -7,14 +7,13 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart import Response, request
 from quart_trio import QuartTrio
+
+from tests.fakes import serve_on_loopback
 
 
 @dataclass(frozen=True)
@@ -164,10 +163,5 @@ def _stream(body: dict[str, Any], answer: Answer) -> Response:
 
 
 async def serve_fake(nursery: trio.Nursery, fake: FakeOpenAI) -> FakeOpenAI:
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 0.5
-    urls = await nursery.start(partial(serve, fake.app(), config))
-    fake.url = urls[0] + "/v1"
+    fake.url = await serve_on_loopback(nursery, fake.app()) + "/v1"
     return fake
