@@ -8,6 +8,7 @@ full the rows wait in the store, where the actor's sweep finds them."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -66,10 +67,11 @@ def create_webhooks_blueprint(ctx: IngressContext) -> Blueprint:
 def _verify_handler(token: str | None) -> Callable[[], Any]:
     async def verify() -> Response:
         args = request.args
+        offered = args.get("hub.verify_token", "")
         if (
             token
             and args.get("hub.mode") == "subscribe"
-            and args.get("hub.verify_token") == token
+            and hmac.compare_digest(offered.encode(), token.encode())
             and args.get("hub.challenge")
         ):
             return Response(args["hub.challenge"], content_type="text/plain")
