@@ -195,8 +195,8 @@ def parse_instagram(
             message = _obj(message, f"{where}.message")
             if message.get("is_echo") or sender == ours:
                 continue  # our own send coming back
-            if message.get("is_deleted"):
-                continue
+            if message.get("is_deleted") or message.get("is_unsupported"):
+                continue  # nothing to read or answer
             if ts is None:
                 raise PayloadError(f"{where}.timestamp falta")
             messages.append(_instagram_message(message, sender, ts, where))
@@ -207,9 +207,7 @@ def _instagram_message(message: dict[str, Any], sender: str, ts: int, where: str
     mid = _str(message.get("mid"), f"{where}.message.mid")
     text = message.get("text") or message.get("title")
     kind = "text"
-    if message.get("is_unsupported"):
-        kind, text = "unsupported", None
-    elif not text:
+    if not text:
         attachments = _list(message.get("attachments"), f"{where}.message.attachments")
         first = attachments[0] if attachments and isinstance(attachments[0], dict) else {}
         kind = str(first.get("type") or "unsupported")
