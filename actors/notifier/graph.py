@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from supervisor.logs import REDACTED
 from supervisor.settings import Settings
 
 from .errors import GraphError, GraphTransient, NotConfigured, from_response
@@ -74,7 +75,13 @@ class GraphClient:
             answer = None
         if response.status_code >= 400 or not isinstance(answer, dict):
             error = answer.get("error") if isinstance(answer, dict) else None
-            raise from_response(response.status_code, error if isinstance(error, dict) else None)
+            failure = from_response(
+                response.status_code, error if isinstance(error, dict) else None
+            )
+            # The reason is stored and shown: it never quotes the token back.
+            failure.reason = failure.reason.replace(token, REDACTED)
+            failure.args = (failure.reason,)
+            raise failure
         return answer
 
 

@@ -16,7 +16,14 @@ from tests.conftest import KNOWN_SECRET
 from tests.e2e.process import SuiteProcess
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.openai_server import EchoLast, FakeOpenAI
-from tests.meta import channel_env, post_signed, whatsapp_text
+from tests.meta import (
+    APP_SECRET,
+    INSTAGRAM_TOKEN,
+    WHATSAPP_TOKEN,
+    channel_env,
+    post_signed,
+    whatsapp_text,
+)
 
 USERS = 100
 MESSAGES_PER_USER = 3
@@ -142,6 +149,11 @@ async def test_kill_9_mid_burst_with_redelivery_answers_each_batch_once(
         f"{reply_count} replies (debounced batches); sends doubled by the kill: {doubled}"
     )
     assert doubled <= NOTIFIER_CONCURRENCY
+    # No secret in any log line of either process.
+    logs = second.log_text() + "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log*"))
+    assert "suite ready" in logs
+    for secret in (KNOWN_SECRET, WHATSAPP_TOKEN, INSTAGRAM_TOKEN, APP_SECRET):
+        assert secret not in logs
     # Order: each user's replies went out in the order they were written.
     for user in {to for to, _ in delivered}:
         bodies = [body for to, body in fake_graph.texts() if to == user]

@@ -240,3 +240,17 @@ async def test_media_without_text_gets_a_request_for_text(
         await wait_for(lambda: fake_graph.texts())
         ((_to, reply),) = fake_graph.texts()
         assert "solo puedo leer mensajes de texto" in reply
+
+
+async def test_a_token_quoted_in_an_error_never_reaches_the_store_or_health(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    quoted = f"Malformed access token {WHATSAPP_TOKEN}"
+    fake_graph.failures = [Fail(400, 190, quoted), Fail(400, 190, quoted)]
+    settings = make_settings(tmp_path, **channel_env(fake_graph.url))
+    async with running_suite(settings) as (suite, client):
+        await post_signed(client, "whatsapp", whatsapp_text("56900000001", "wamid.t", "hola"))
+        await wait_for(lambda: [r["status"] for r in outbox_rows(suite.db)] == ["failed"] * 2)
+        assert outbox_rows(suite.db)[1]["error"] == "190: Malformed access token [REDACTED]"
+        health = (await client.get("/health/detailed")).text
+    assert WHATSAPP_TOKEN not in health and "[REDACTED]" in health
