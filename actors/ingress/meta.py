@@ -126,17 +126,22 @@ def parse_whatsapp(payload: Any) -> tuple[list[InboundEvent], list[StatusEvent]]
 
 def _whatsapp_message(message: dict[str, Any], where: str) -> InboundEvent:
     kind = _str(message.get("type"), f"{where}.type")
-    text: str | None = None
+    text: Any = None
     if kind == "text":
         text = _obj(message.get("text"), f"{where}.text").get("body")
+        if not isinstance(text, str):
+            raise PayloadError(f"{where}.text.body debe ser texto")
     elif kind == "interactive":
         interactive = _obj(message.get("interactive"), f"{where}.interactive")
-        reply = interactive.get("button_reply") or interactive.get("list_reply") or {}
-        text = reply.get("title")
+        reply = interactive.get("button_reply") or interactive.get("list_reply")
+        if reply is not None:
+            text = _obj(reply, f"{where}.interactive.reply").get("title")
     elif kind == "button":
         text = _obj(message.get("button"), f"{where}.button").get("text")
     elif kind in ("image", "video", "document"):
-        text = (message.get(kind) or {}).get("caption")
+        media = message.get(kind)
+        if media is not None:
+            text = _obj(media, f"{where}.{kind}").get("caption")
     has_text = isinstance(text, str) and text.strip() != ""
     return InboundEvent(
         channel="whatsapp",

@@ -41,7 +41,11 @@ async def read_json_object() -> dict[str, Any] | Response:
         )
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        return error_response(
+            400, "JSON inválido", [{"campo": "body", "mensaje": "anidamiento demasiado profundo"}]
+        )
+    except ValueError as exc:  # includes UnicodeDecodeError
         return error_response(400, "JSON inválido", [{"campo": "body", "mensaje": str(exc)}])
     if not isinstance(data, dict):
         return error_response(

@@ -99,7 +99,7 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
             return error_response(403, "Firma inválida")
         try:
             inbound, statuses = parse(json.loads(raw))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             # json's own errors are ValueErrors too; PayloadError says which field.
             reason = str(exc) if isinstance(exc, PayloadError) else "JSON inválido"
             return error_response(400, "Webhook inválido", [{"campo": "body", "mensaje": reason}])

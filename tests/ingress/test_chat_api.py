@@ -114,6 +114,12 @@ async def test_bad_requests_get_the_original_error_shape(tmp_path: Path) -> None
         assert r.status_code == 400 and r.json()["success"] is False
         r = await client.post("/api/chat", json=["a", "list"])
         assert r.status_code == 400
+        r = await client.post(
+            "/api/chat",
+            content=b"[" * 100_000 + b"]" * 100_000,
+            headers={"Content-Type": "application/json"},
+        )
+        assert r.status_code == 400 and r.json()["success"] is False
         r = await client.post("/api/chat", json={"message": "x" * 4001, "sessionId": "big"})
         assert r.status_code == 413
         assert r.json()["details"][0]["campo"] == "message"

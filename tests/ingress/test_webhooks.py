@@ -133,6 +133,46 @@ async def test_bad_bodies_are_refused_and_change_nothing(tmp_path: Path) -> None
             r = await post_signed(client, "whatsapp", raw)
             assert r.status_code == 400, raw
             assert r.json()["success"] is False
+        for message in (
+            {"type": "interactive", "interactive": {"button_reply": "Sí"}},
+            {"type": "image", "image": "not-an-object"},
+            {"type": "text", "text": {"body": ["a", "list"]}},
+        ):
+            message = {"from": "569", "id": "wamid.odd", "timestamp": "1", **message}
+            raw = json.dumps(
+                {
+                    "object": "whatsapp_business_account",
+                    "entry": [{"changes": [{"value": {"messages": [message]}}]}],
+                }
+            ).encode()
+            r = await post_signed(client, "whatsapp", raw)
+            assert r.status_code == 400, message
+            assert "messages[0]" in r.json()["details"][0]["mensaje"]
+        deep = b"[" * 100_000 + b"]" * 100_000  # json's recursion limit, under 1 MiB
+        r = await post_signed(client, "whatsapp", deep)
+        assert r.status_code == 400 and r.json()["success"] is False
+        r = await post_signed(
+            client,
+            "instagram",
+            json.dumps(
+                {
+                    "object": "instagram",
+                    "entry": [
+                        {
+                            "id": "1",
+                            "messaging": [
+                                {
+                                    "sender": {"id": "2"},
+                                    "timestamp": 1,
+                                    "message": {"mid": "m", "attachments": "x"},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ).encode(),
+        )
+        assert r.status_code == 400
         big = b'{"object": "whatsapp_business_account", "pad": "' + b"x" * (1024 * 1024) + b'"}'
         assert (await post_signed(client, "whatsapp", big)).status_code == 413
         assert inbound_rows(suite.db) == []
