@@ -158,7 +158,9 @@ class ConversationRouter:
         with db.transaction():
             started = [(m, messages.start_attempt(db, m.message_id)) for m in batch]
             live = [(m, n) for m, n in started if n is not None]
-            if live and message.channel == "whatsapp" and live[-1][0].external_id:
+            newest, first_try = (live[-1][0], live[-1][1] == 1) if live else (None, False)
+            if first_try and newest and newest.channel == "whatsapp" and newest.external_id:
+                # Read + typing once per message, not again when a crash retries the turn.
                 recipient = self._recipient(message.conversation_id)
                 outbox.enqueue(
                     db,
@@ -166,7 +168,7 @@ class ConversationRouter:
                     "whatsapp",
                     recipient,
                     "read",
-                    [str(live[-1][0].external_id)],
+                    [newest.external_id],
                 )
         if not live:
             # Already answered (a copy queued before a restart) or deleted meanwhile.

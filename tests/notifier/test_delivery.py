@@ -254,3 +254,28 @@ async def test_a_token_quoted_in_an_error_never_reaches_the_store_or_health(
         assert outbox_rows(suite.db)[1]["error"] == "190: Malformed access token [REDACTED]"
         health = (await client.get("/health/detailed")).text
     assert WHATSAPP_TOKEN not in health and "[REDACTED]" in health
+
+
+async def test_a_turn_retried_after_a_crash_sends_one_receipt_and_one_reply(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    env = {**channel_env(fake_graph.url), "IA_FAILPOINTS": "conversation.turn=1"}
+    async with running_suite(make_settings(tmp_path, **env)) as (suite, client):
+        await post_signed(client, "whatsapp", whatsapp_text("56900000002", "wamid.c", "hola"))
+        await wait_for(lambda: fake_graph.texts())
+        await trio.sleep(1.5)  # a second receipt or reply would have gone by now
+        assert {a.name: a.restarts for a in suite.actors()}["conversation"] == 1
+    assert [s.get("status") or s.get("type") for s in fake_graph.sends] == ["read", "text"]
+
+
+async def test_the_notifier_crashing_before_a_send_loses_and_doubles_nothing(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    env = {**channel_env(fake_graph.url), "IA_FAILPOINTS": "notifier.send=1"}
+    async with running_suite(make_settings(tmp_path, **env)) as (suite, client):
+        await post_signed(client, "whatsapp", whatsapp_text("56900000003", "wamid.n", "hola"))
+        await wait_for(lambda: [r["status"] for r in outbox_rows(suite.db)] == ["sent"] * 2)
+        notifier = {a.name: a for a in suite.actors()}["notifier"]
+        assert notifier.restarts == 1 and notifier.last_error is not None
+        assert notifier.last_error.type == "InjectedFault"
+    assert [s.get("status") or s.get("type") for s in fake_graph.sends] == ["read", "text"]
