@@ -68,11 +68,6 @@ def _from_row(row: dict[str, Any]) -> Lead:
     )
 
 
-def get(db: Database, lead_id: int) -> Lead | None:
-    row = db.one(f"SELECT {_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
-    return _from_row(row) if row else None
-
-
 def for_conversation(db: Database, conversation_id: int) -> Lead | None:
     # A scalar subquery, not a JOIN: the same plan, a third of the time in SQLite.
     row = db.one(

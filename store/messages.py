@@ -77,11 +77,6 @@ def add_inbound(
     )
 
 
-def get(db: Database, message_id: int) -> StoredMessage | None:
-    row = db.one(f"SELECT {_COLUMNS} FROM messages WHERE id = ?", (message_id,))
-    return _from_row(row) if row else None
-
-
 def start_attempt(db: Database, message_id: int) -> int | None:
     """Count an attempt before the work, so a message that crashes us is noticed.
 

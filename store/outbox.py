@@ -79,14 +79,14 @@ def enqueue(
     return ids
 
 
-def due(db: Database, now: str, limit: int = 200) -> list[OutboxItem]:
-    """Pending sends whose time has come, in order within each conversation."""
-    rows = db.all(
-        f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-        " ORDER BY conversation_id, id LIMIT ?",
+def due_conversations(db: Database, now: str, limit: int = 500) -> list[int]:
+    """Conversations with a send whose time has come (each is drained in order)."""
+    rows = db.connection.execute(
+        "SELECT DISTINCT conversation_id FROM outbox"
+        " WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?",
         (now, limit),
-    )
-    return [_from_row(r) for r in rows]
+    ).fetchall()
+    return [int(str(row[0])) for row in rows]
 
 
 def next_for_conversation(db: Database, conversation_id: int) -> tuple[OutboxItem, str] | None:

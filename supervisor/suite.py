@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -19,7 +20,7 @@ import trio
 
 from actors import conversation, ingress, notifier
 from actors.conversation.brain import Brain
-from actors.conversation.llm import LLMOptions, OpenAIBrain
+from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
 from actors.messages import InboundMessage, OutboxReady
@@ -99,8 +100,11 @@ class Suite:
         self.inbox_send, self.inbox_receive = trio.open_memory_channel[InboundMessage](INBOX_BUFFER)
         self.outbox_send, self.outbox_receive = trio.open_memory_channel[OutboxReady](INBOX_BUFFER)
         self.supervisor: Supervisor | None = None
+        # Counters live here, like the channels, so that they outlive actor restarts.
         self.notifier_stats = notifier.NotifierStatistics()
         self.checkpoints = maintenance.CheckpointStatistics()
+        self.llm_stats = LLMStatistics()
+        self.conversation_ctx: conversation.ConversationContext | None = None
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
 
@@ -118,6 +122,17 @@ class Suite:
         if self.settings.offline:
             return "offline"
         return f"openai-compatible ({self.settings.openai_model})"
+
+    def work(self) -> dict[str, object]:
+        """What the actors have done since start: for /health/detailed."""
+        return {
+            "conversation": asdict(self.conversation_ctx.statistics())
+            if self.conversation_ctx
+            else None,
+            "llm": None if self.settings.offline else asdict(self.llm_stats),
+            "notifier": asdict(self.notifier_stats),
+            "store": asdict(self.checkpoints),
+        }
 
     @property
     def url(self) -> str:
@@ -162,6 +177,7 @@ class Suite:
             debounce=self.settings.debounce_seconds,
             outbox_ready=self.outbox_send,
         )
+        self.conversation_ctx = conversation_ctx
         notifier_ctx = notifier.NotifierContext(
             db=db, settings=self.settings, failpoints=self.failpoints, stats=self.notifier_stats
         )
@@ -235,4 +251,5 @@ class Suite:
                     channel: system_prompt(self.business, self.rules, channel)
                     for channel in CHANNELS
                 },
+                self.llm_stats,
             )

@@ -54,10 +54,13 @@ class ConversationContext:
     failpoints: Failpoints = field(default_factory=Failpoints)
     debounce: float = 2 * SECONDS
     outbox_ready: trio.MemorySendChannel[OutboxReady] | None = None
-    router: ConversationRouter | None = None  # the running incarnation's, for health
+    router: ConversationRouter | None = None  # the running incarnation's
+    turns: int = 0  # counted here, so that they outlive an incarnation
+    fallbacks: int = 0
 
-    def statistics(self) -> ConversationStatistics | None:
-        return self.router.statistics() if self.router else None
+    def statistics(self) -> ConversationStatistics:
+        lanes = len(self.router.lanes) if self.router else 0
+        return ConversationStatistics(lanes, self.turns, self.fallbacks)
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,6 @@ class ConversationRouter:
         self.nursery = nursery
         self.lanes: dict[int, trio.MemorySendChannel[InboundMessage]] = {}
         self.in_flight: set[int] = set()  # message ids queued or being handled
-        self.turns = 0
-        self.fallbacks = 0
-
-    def statistics(self) -> ConversationStatistics:
-        return ConversationStatistics(len(self.lanes), self.turns, self.fallbacks)
 
     async def dispatch(self, message: InboundMessage) -> None:
         if message.message_id in self.in_flight and message.reply_slot is None:
@@ -237,7 +235,7 @@ class ConversationRouter:
         if reply_id is None:
             await _deliver(slot, self._completed_from_store(message))
             return
-        self.turns += 1
+        self.ctx.turns += 1
         await _deliver(
             slot,
             TurnCompleted(
@@ -313,7 +311,7 @@ class ConversationRouter:
                 await self.dispatch(InboundMessage.of(stored))
 
     def _fallback(self, lead_before: Lead | None) -> BrainReply:
-        self.fallbacks += 1
+        self.ctx.fallbacks += 1
         return BrainReply(
             text=fallback_text(self.ctx.business),
             lead=LeadFields(),

@@ -58,12 +58,16 @@ class LLMStatistics:
 
 class OpenAIBrain:
     def __init__(
-        self, client: openai.AsyncOpenAI, options: LLMOptions, system_prompt: dict[str, str]
+        self,
+        client: openai.AsyncOpenAI,
+        options: LLMOptions,
+        system_prompt: dict[str, str],
+        stats: LLMStatistics | None = None,
     ) -> None:
         self.client = client
         self.options = options
         self.system_prompt = system_prompt  # by channel
-        self.stats = LLMStatistics()
+        self.stats = stats if stats is not None else LLMStatistics()
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
         messages: list[ChatCompletionMessageParam] = [

@@ -29,6 +29,8 @@ class SuiteStatus(Protocol):
 
     def brain(self) -> str: ...
 
+    def work(self) -> dict[str, object]: ...
+
 
 @dataclass
 class IngressContext:

@@ -115,6 +115,7 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
             ],
             "store": store_report(ctx),
             "channels": channels_report(ctx),
+            "work": ctx.suite.work(),
             "process": proc,
         }
         # An error message could quote a credential; health output never does.

@@ -44,7 +44,6 @@ class NotifierStatistics:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
-    last_error: dict[str, str] = field(default_factory=dict)  # by channel
 
 
 @dataclass
@@ -80,10 +79,10 @@ class Deliverer:
         self.unconfigured_reported: set[str] = set()
 
     def start_due(self) -> None:
-        for item in outbox.due(self.ctx.db, utc_now()):
-            if item.conversation_id not in self.running:
-                self.running.add(item.conversation_id)
-                self.nursery.start_soon(self._drain, item.conversation_id)
+        for conversation_id in outbox.due_conversations(self.ctx.db, utc_now()):
+            if conversation_id not in self.running:
+                self.running.add(conversation_id)
+                self.nursery.start_soon(self._drain, conversation_id)
 
     async def _drain(self, conversation_id: int) -> None:
         try:
@@ -126,7 +125,6 @@ class Deliverer:
         db, stats = self.ctx.db, self.ctx.stats
         reason = exc.reason if isinstance(exc, GraphError) else "timeout"
         transient = not isinstance(exc, GraphError) or exc.transient
-        stats.last_error[item.channel] = reason
         if isinstance(exc, NotConfigured):
             # Said once per channel, not once per message: the outbox rows keep the reason.
             if item.channel not in self.unconfigured_reported:

@@ -112,6 +112,8 @@ async def test_429_and_500_are_retried_then_succeed(tmp_path: Path, fake_llm: Fa
     async with running_suite(llm_settings(tmp_path, fake_llm)) as (_suite, client):
         r = await client.post("/api/chat", json={"message": "hola", "sessionId": "retry"})
         assert r.json()["data"]["respuesta"] == "¡Listo!"
+        llm = (await client.get("/health/detailed")).json()["work"]["llm"]
+        assert (llm["calls"], llm["retries"], llm["errors"]) == (3, 2, 0)
     assert len(fake_llm.requests) == 3
 
 
