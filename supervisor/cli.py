@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import trio
 
+from .business import BusinessConfig
 from .errors import ConfigProblem, SupervisorGaveUp
 from .logs import setup_logging
 from .settings import Settings, load_settings
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return cmd_run()
 
 
-def _load() -> tuple[Settings, object, str] | int:
+def _load() -> tuple[Settings, BusinessConfig, str] | int:
     try:
         settings = load_settings()
     except ConfigProblem as exc:
@@ -56,9 +57,6 @@ def cmd_check_config() -> int:
     if isinstance(loaded, int):
         return loaded
     settings, business, _rules = loaded
-    from .business import BusinessConfig
-
-    assert isinstance(business, BusinessConfig)
     brain = (
         f"OpenAI-compatible ({settings.openai_model})"
         if not settings.offline
@@ -95,7 +93,7 @@ def cmd_run() -> int:
     setup_logging(settings.log_dir, settings.log_level, settings.secrets())
     notifier = SystemdNotifier()
     try:
-        trio.run(_serve, Suite(settings, business, rules, notifier))  # type: ignore[arg-type]
+        trio.run(_serve, Suite(settings, business, rules, notifier))
     except SupervisorGaveUp as exc:
         log.critical("giving up: %s", exc)
         return EXIT_GAVE_UP
