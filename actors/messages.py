@@ -99,7 +99,30 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class TurnToClassify:
+    """A reply is stored; the classifier should take its turn into account.
+
+    `completed` is what a waiting web client gets once the lead is classified (its `lead`
+    is then replaced); the classifier closes `reply_slot` when done with it."""
+
+    reply_id: int
+    completed: TurnCompleted | None = None
+    reply_slot: trio.MemorySendChannel[ReplyEvent] | None = None
+
+
+@dataclass(frozen=True)
 class OutboxReady:
     """New sends are committed to the outbox; the notifier should look now."""
 
     conversation_id: int
+
+
+@dataclass(frozen=True)
+class LeadChanged:
+    """A lead changed class; owner notifications for it may be queued."""
+
+    lead_id: int
+    classification: str
+
+
+NotifierNotice = OutboxReady | LeadChanged

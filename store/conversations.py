@@ -78,3 +78,14 @@ def attach_lead(db: Database, conversation_id: int, lead_id: int) -> None:
         "UPDATE conversations SET lead_id = ?, updated_at = ? WHERE id = ?",
         (lead_id, utc_now(), conversation_id),
     )
+
+
+def latest_for_lead(db: Database, lead_id: int) -> Conversation | None:
+    """The lead's conversation where the person wrote last (any channel)."""
+    row = db.one(
+        f"SELECT {_COLUMNS} FROM conversations WHERE lead_id = ?"
+        " ORDER BY (SELECT max(id) FROM messages m WHERE m.conversation_id = conversations.id"
+        " AND m.role = 'user') DESC, id DESC LIMIT 1",
+        (lead_id,),
+    )
+    return _from_row(row) if row else None

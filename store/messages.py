@@ -38,6 +38,20 @@ class ReplyRecord:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    brain_lead: str | None = None  # what the model said of the lead (JSON), for the classifier
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A reply the classifier has not yet taken into account, with what led to it."""
+
+    reply_id: int
+    conversation_id: int
+    channel: str
+    source: str | None
+    brain_lead: str | None
+    lines: list[tuple[str, str]]  # the assistant line before, then the user's lines answered
+    user_at: str | None  # when the person last wrote, as of this turn
 
 
 _COLUMNS = (
@@ -105,8 +119,8 @@ def record_reply(
             return None
         reply_id = db.insert(
             "INSERT INTO messages (conversation_id, channel, role, content, reply_to, source,"
-            " model, prompt_tokens, completion_tokens, created_at)"
-            " VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?, ?)",
+            " model, prompt_tokens, completion_tokens, created_at, brain_lead)"
+            " VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 conversation_id,
                 channel,
@@ -117,6 +131,7 @@ def record_reply(
                 reply.prompt_tokens,
                 reply.completion_tokens,
                 utc_now(),
+                reply.brain_lead,
             ),
         )
     return reply_id
@@ -177,3 +192,61 @@ def pending_inbound(db: Database) -> list[StoredMessage]:
         " ORDER BY conversation_id, provider_ts, id"
     )
     return [_from_row(r) for r in rows]
+
+
+def unclassified(db: Database, limit: int = 200) -> list[int]:
+    """Replies whose turn the classifier has not taken into account, oldest first."""
+    rows = db.connection.execute(
+        "SELECT id FROM messages WHERE role = 'assistant' AND classified_at IS NULL"
+        " ORDER BY id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [int(str(row[0])) for row in rows]
+
+
+def turn(db: Database, reply_id: int) -> Turn | None:
+    """The turn a reply closed; None when it is already classified (or gone)."""
+    reply = db.one(
+        "SELECT id, conversation_id, channel, source, brain_lead, reply_to FROM messages"
+        " WHERE id = ? AND role = 'assistant' AND classified_at IS NULL",
+        (reply_id,),
+    )
+    if reply is None:
+        return None
+    rows = db.connection.execute(
+        "SELECT role, content, created_at FROM messages WHERE conversation_id = ? AND id <= ?"
+        " AND id != ? AND (status IS NULL OR status != 'failed') ORDER BY id DESC LIMIT 40",
+        (reply["conversation_id"], reply["reply_to"] or reply_id, reply_id),
+    ).fetchall()
+    lines: list[tuple[str, str]] = []
+    user_at: str | None = None
+    for role, content, created_at in rows:
+        lines.append((str(role), str(content)))
+        if role == "user" and user_at is None:
+            user_at = str(created_at)
+        if role == "assistant":
+            break  # the question these user lines answer
+    lines.reverse()
+    return Turn(
+        reply_id,
+        int(reply["conversation_id"]),
+        str(reply["channel"]),
+        reply["source"],
+        reply["brain_lead"],
+        lines,
+        user_at,
+    )
+
+
+def mark_classified(db: Database, reply_id: int) -> None:
+    db.execute("UPDATE messages SET classified_at = ? WHERE id = ?", (utc_now(), reply_id))
+
+
+def last_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[str, str, str]]:
+    """(role, content, created_at) of the last messages, oldest first: for the owner."""
+    rows = db.connection.execute(
+        "SELECT role, content, created_at FROM messages WHERE conversation_id = ?"
+        " ORDER BY id DESC LIMIT ?",
+        (conversation_id, limit),
+    ).fetchall()
+    return [(str(r), str(c), str(t)) for r, c, t in reversed(rows)]

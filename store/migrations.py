@@ -112,4 +112,128 @@ CREATE TABLE delivery_statuses (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (V1_CONVERSATIONS_MESSAGES_LEADS, V2_MESSAGING_CHANNELS)
+V3_LEADS_CLASSIFIER_ALERTS_FOLLOW_UPS = """
+-- What the classifier keeps about a lead: budget, a score with its reasons, the signals seen
+-- so far (JSON lists), and when the person asked us to stop writing.
+ALTER TABLE leads ADD COLUMN budget TEXT;
+ALTER TABLE leads ADD COLUMN score INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE leads ADD COLUMN reasons TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE leads ADD COLUMN signals TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE leads ADD COLUMN opted_out_at TEXT;
+ALTER TABLE leads ADD COLUMN last_user_message_at TEXT;
+CREATE INDEX leads_follow_up ON leads (classification, last_user_message_at)
+    WHERE opted_out_at IS NULL AND contacted = 0;
+
+-- One lead per person: a channel identity (whatsapp:569..., instagram:..., web:session) or
+-- a phone / e-mail the person gave links every conversation of theirs to one lead.
+CREATE TABLE lead_identities (
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    lead_id INTEGER NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+CREATE INDEX lead_identities_by_lead ON lead_identities (lead_id);
+
+-- Every change of class, with the score and reasons at that moment.
+CREATE TABLE lead_classifications (
+    id INTEGER PRIMARY KEY,
+    lead_id INTEGER NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    classification TEXT NOT NULL CHECK (classification IN ('frio', 'tibio', 'caliente')),
+    score INTEGER NOT NULL,
+    reasons TEXT NOT NULL,
+    reply_id INTEGER REFERENCES messages (id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX lead_classifications_by_lead ON lead_classifications (lead_id, id);
+
+-- A reply carries what the model said about the lead (JSON) until the classifier has read
+-- it; `classified_at` marks a reply whose turn the classifier has taken into account.
+ALTER TABLE messages ADD COLUMN brain_lead TEXT;
+ALTER TABLE messages ADD COLUMN classified_at TEXT;
+UPDATE messages SET classified_at = created_at WHERE role = 'assistant';
+CREATE INDEX messages_unclassified ON messages (id)
+    WHERE role = 'assistant' AND classified_at IS NULL;
+
+-- Messages to the owner (alert, reminder, daily summary) by e-mail or webhook: a row before
+-- the first attempt; `dedupe_key` makes each one happen once.
+CREATE TABLE owner_notifications (
+    id INTEGER PRIMARY KEY,
+    lead_id INTEGER REFERENCES leads (id) ON DELETE SET NULL,
+    transport TEXT NOT NULL CHECK (transport IN ('email', 'webhook')),
+    event TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    body_text TEXT NOT NULL,
+    body_html TEXT,
+    urgent INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX owner_notifications_due ON owner_notifications (next_attempt_at)
+    WHERE status IN ('pending', 'sending');
+
+-- The outbox learns WhatsApp templates (the only business-initiated message Meta delivers
+-- outside the 24 h window). SQLite cannot change a CHECK: the table is rebuilt.
+CREATE TABLE outbox_v3 (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    channel TEXT NOT NULL CHECK (channel IN ('whatsapp', 'instagram')),
+    recipient TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('text', 'read', 'template')),
+    body TEXT NOT NULL,
+    reply_id INTEGER REFERENCES messages (id) ON DELETE CASCADE,
+    part INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'sent', 'failed', 'skipped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    provider_message_id TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+INSERT INTO outbox_v3 SELECT id, conversation_id, channel, recipient, kind, body, reply_id, part,
+    status, attempts, next_attempt_at, provider_message_id, error, created_at, updated_at
+    FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_v3 RENAME TO outbox;
+CREATE UNIQUE INDEX outbox_reply_part ON outbox (reply_id, part) WHERE reply_id IS NOT NULL;
+CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE status = 'pending';
+CREATE UNIQUE INDEX outbox_provider_id ON outbox (channel, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+CREATE INDEX outbox_by_conversation ON outbox (conversation_id, id) WHERE status = 'pending';
+
+-- Follow-ups: every attempt, with what became of it. `cycle` is the person's last message
+-- time: a follow-up number is used once per silence.
+CREATE TABLE follow_ups (
+    id INTEGER PRIMARY KEY,
+    lead_id INTEGER NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    cycle TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'skipped', 'reminded')),
+    reason TEXT,
+    outbox_id INTEGER REFERENCES outbox (id) ON DELETE SET NULL,
+    notification_id INTEGER REFERENCES owner_notifications (id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (lead_id, cycle, number)
+);
+CREATE INDEX follow_ups_by_lead ON follow_ups (lead_id, id);
+
+-- Leads that existed before: their identities, so a returning person finds their lead.
+INSERT OR IGNORE INTO lead_identities (kind, value, lead_id, created_at)
+    SELECT c.channel, c.external_key, c.lead_id, c.created_at FROM conversations c
+    WHERE c.lead_id IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    V1_CONVERSATIONS_MESSAGES_LEADS,
+    V2_MESSAGING_CHANNELS,
+    V3_LEADS_CLASSIFIER_ALERTS_FOLLOW_UPS,
+)

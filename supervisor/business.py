@@ -42,6 +42,9 @@ class BusinessInfo(_Section):
     phone: str | None = None
     email: str | None = None
     website: str | None = None
+    # ISO 3166 region for phone numbers written without a country code ("CL"); by default
+    # the region of `phone`, else Chile.
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
 
     @field_validator("email")
     @classmethod
@@ -58,6 +61,8 @@ class Service(_Section):
     estimatedTime: str | None = None
     requiresVisit: bool = False
     price: float | str | None = None
+    # Optional words that also name this service ("split", "aire", "climatizador").
+    keywords: list[str] = []
 
 
 class AdditionalFees(_Section):
@@ -125,8 +130,139 @@ class ConversationStyle(_Section):
 class Notifications(_Section):
     ownerEmail: str | None = None
     ownerPhone: str | None = None
-    notifyOn: list[Literal["caliente", "tibio", "frio"]] = ["caliente"]
+    notifyOn: list[Literal["caliente", "tibio", "frio"]] = ["caliente", "tibio"]
     emailSubjectPrefix: str = "Nuevo lead -"
+
+
+_PHRASES = list[str]
+
+
+class FollowUpRules(_Section):
+    hotAfterHours: float = Field(default=12, gt=0, le=24 * 30)
+    warmAfterHours: float = Field(default=24, gt=0, le=24 * 30)
+    maxCount: int = Field(default=2, ge=0, le=10)
+
+
+class LeadRules(_Section):
+    """How a lead is scored (optional section `leadRules`; these are the defaults).
+
+    Phrases match whole words, without regard to accents or case; a phrase just after "no",
+    "sin" or "ni" does not count ("no es urgente")."""
+
+    # Alone make a lead hot; the key is the reason shown to the salesperson.
+    actionPhrases: dict[str, _PHRASES] = {
+        "pidió agendar": [
+            "agendar",
+            "agendemos",
+            "agenda una visita",
+            "reservar hora",
+            "reservar una hora",
+            "pueden venir",
+            "cuando pueden venir",
+            "necesito una visita",
+            "coordinar una visita",
+            "coordinar la visita",
+        ],
+        "pidió cotización": [
+            "necesito cotizar",
+            "quiero cotizar",
+            "quiero una cotizacion",
+            "necesito una cotizacion",
+            "me pueden cotizar",
+            "me cotizan",
+            "enviame una cotizacion",
+            "envienme una cotizacion",
+            "mandame una cotizacion",
+            "mandenme una cotizacion",
+        ],
+        "quiere contratar": [
+            "quiero contratar",
+            "quiero comprar",
+            "lo quiero",
+            "lo contrato",
+            "como contrato",
+            "como pago",
+            "cerremos",
+            "hagamoslo",
+        ],
+    }
+    # Urgency: the key is the urgency recorded; `hotUrgency` lists the ones that make a lead
+    # hot on their own.
+    urgencyWords: dict[str, _PHRASES] = {
+        "hoy": ["hoy", "hoy mismo", "esta tarde", "esta noche", "para ya", "lo necesito ya"],
+        "urgente": [
+            "urgente",
+            "urgencia",
+            "emergencia",
+            "no funciona",
+            "no enciende",
+            "no prende",
+            "dejo de funcionar",
+            "se echo a perder",
+            "lo antes posible",
+            "cuanto antes",
+            "asap",
+        ],
+        "inmediata": ["inmediato", "inmediata", "inmediatamente", "de inmediato", "ahora mismo"],
+        "mañana": ["manana", "pasado manana"],
+        "esta semana": ["esta semana", "estos dias"],
+        "próxima semana": ["proxima semana", "la otra semana", "semana que viene"],
+        "este mes": ["este mes", "fin de mes"],
+        "sin apuro": ["sin apuro", "no hay apuro", "con calma", "mas adelante", "ya veremos"],
+    }
+    hotUrgency: list[str] = ["hoy", "urgente", "inmediata"]
+    # With a name and a phone, make a lead hot; alone, warm.
+    hotKeywords: _PHRASES = [
+        "precio",
+        "precios",
+        "cuanto cuesta",
+        "cuanto sale",
+        "cuanto cobran",
+        "valor",
+        "disponibilidad",
+        "forma de pago",
+        "formas de pago",
+        "me interesa",
+    ]
+    # Alone, warm.
+    warmKeywords: _PHRASES = [
+        "informacion",
+        "consulta",
+        "consultar",
+        "quisiera saber",
+        "me gustaria saber",
+        "cotizacion",
+        "presupuesto",
+        "tienen",
+        "hacen",
+    ]
+    # A message of at least this many words shows interest (warm).
+    longMessageWords: int = Field(default=25, ge=1)
+    # The person wants no more messages. A one-word phrase counts only as the whole message.
+    optOutPhrases: _PHRASES = [
+        "stop",
+        "baja",
+        "darme de baja",
+        "dame de baja",
+        "no me escriban mas",
+        "no me escribas mas",
+        "no me contacten",
+        "no me contactes",
+        "no quiero mas mensajes",
+        "dejen de escribirme",
+        "deja de escribirme",
+        "unsubscribe",
+    ]
+    followUps: FollowUpRules = FollowUpRules()
+
+    @field_validator("hotUrgency")
+    @classmethod
+    def _known_urgency(cls, value: list[str], info: Any) -> list[str]:
+        known = set(info.data.get("urgencyWords", {}))
+        unknown = [v for v in value if v not in known]
+        if unknown:
+            raise ValueError(f"not a key of urgencyWords: {', '.join(unknown)}")
+        return value
 
 
 class Branding(_Section):
@@ -161,6 +297,7 @@ class BusinessConfig(_Section):
     branding: Branding = Branding()
     metadata: Metadata | None = None
     language: str = "es"
+    leadRules: LeadRules = LeadRules()
 
     @property
     def display_name(self) -> str:

@@ -29,7 +29,11 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "WHATSAPP_ACCESS_TOKEN": ("WHATSAPP_API_TOKEN", "WHATSAPP_TOKEN"),
     "META_APP_SECRET": ("APP_SECRET", "FACEBOOK_APP_SECRET"),
     "INSTAGRAM_ACCESS_TOKEN": ("INSTAGRAM_TOKEN", "INSTAGRAM_PAGE_ACCESS_TOKEN"),
+    "SMTP_USER": ("EMAIL_USER",),
+    "SMTP_PASSWORD": ("EMAIL_PASS", "EMAIL_PASSWORD"),
 }
+GMAIL_HOST = "smtp.gmail.com"
+SMTP_SECURITY = ("starttls", "ssl", "none")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,18 @@ class Settings:
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
     instagram_graph_url: str = "https://graph.instagram.com/v21.0"
     debounce_seconds: float = 2 * SECONDS
+    owner_email: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    email_from: str | None = None
+    webhook_url: str | None = None
+    whatsapp_followup_template: str | None = None
+    whatsapp_template_language: str = "es"
+    whatsapp_template_params: tuple[str, ...] = ()
+    scheduler_interval: float = 60 * SECONDS
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -84,6 +100,14 @@ class Settings:
     def instagram_configured(self) -> bool:
         return bool(self.instagram_access_token)
 
+    @property
+    def email_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def sender(self) -> str:
+        return self.email_from or self.smtp_user or "ia-comercial@localhost"
+
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, a health answer or an error."""
         candidates = (
@@ -93,6 +117,8 @@ class Settings:
             self.whatsapp_verify_token,
             self.instagram_access_token,
             self.instagram_verify_token,
+            self.smtp_password,
+            self.webhook_url,  # Slack and similar put their key in the URL
         )
         return tuple(s for s in candidates if s)
 
@@ -110,6 +136,7 @@ def load_settings(
     source = str(env_path) if from_file else "environment"
     reader = _Reader(merged, source)
 
+    smtp_host, default_port, security = _smtp(reader)
     settings = Settings(
         host=reader.text("HOST", "127.0.0.1"),
         port=reader.integer("PORT", 3000, low=0, high=65535),
@@ -140,11 +167,40 @@ def load_settings(
         meta_graph_url=reader.url("META_GRAPH_URL", "https://graph.facebook.com/v21.0"),
         instagram_graph_url=reader.url("INSTAGRAM_GRAPH_URL", "https://graph.instagram.com/v21.0"),
         debounce_seconds=reader.duration("DEBOUNCE_SECONDS", 2 * SECONDS, low=0),
+        owner_email=reader.email("OWNER_EMAIL"),
+        smtp_host=smtp_host,
+        smtp_port=reader.integer("SMTP_PORT", default_port, low=1, high=65535),
+        smtp_security=security,
+        smtp_user=reader.optional("SMTP_USER"),
+        smtp_password=reader.optional("SMTP_PASSWORD"),
+        email_from=reader.email("EMAIL_FROM"),
+        webhook_url=reader.optional_url("WEBHOOK_URL"),
+        whatsapp_followup_template=reader.optional("WHATSAPP_FOLLOWUP_TEMPLATE"),
+        whatsapp_template_language=reader.text("WHATSAPP_TEMPLATE_LANGUAGE", "es"),
+        whatsapp_template_params=reader.names(
+            "WHATSAPP_TEMPLATE_PARAMS", ("nombre", "servicio", "negocio")
+        ),
+        scheduler_interval=reader.duration("SCHEDULER_INTERVAL", 60 * SECONDS, low=0.05),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
         raise ConfigProblem(reader.problems)
     return settings
+
+
+def _smtp(reader: _Reader) -> tuple[str | None, int, str]:
+    """Host, default port and security. The original's `EMAIL_SERVICE=gmail` (its default
+    when only EMAIL_USER was set) means Gmail over STARTTLS with an app password; its
+    `SMTP_SECURE=true` means SSL."""
+    host = reader.optional("SMTP_HOST")
+    service = (reader.optional("EMAIL_SERVICE") or "").lower()
+    if host is None and (service == "gmail" or (not service and reader.optional("SMTP_USER"))):
+        host = GMAIL_HOST
+    security = reader.choice_lower("SMTP_SECURITY", "", SMTP_SECURITY)
+    if not security:
+        secure = (reader.optional("SMTP_SECURE") or "").lower()
+        security = "ssl" if secure in ("true", "1", "yes") else "starttls"
+    return host, 465 if security == "ssl" else 587, security
 
 
 _PLACEHOLDER_KEY = re.compile(r"^(tu_|your_|sk-\.\.\.|changeme)", re.IGNORECASE)
@@ -218,6 +274,41 @@ class _Reader:
             self._problem(name, f"must be between {low} and {high}, got {value}")
             return default
         return value
+
+    def choice_lower(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() not in allowed:
+            self._problem(name, f"must be one of {', '.join(allowed)}, got {raw!r}")
+            return default
+        return raw.lower()
+
+    def email(self, name: str) -> str | None:
+        raw = self.optional(name)
+        if raw is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", raw):
+            self._problem(name, f"must be an e-mail address, got {raw!r}")
+            return None
+        return raw
+
+    def optional_url(self, name: str) -> str | None:
+        raw = self.optional(name)
+        if raw is not None and not re.match(r"^https?://[^\s/]+", raw):
+            # The value may hold a key (Slack puts one in the path): never echo it.
+            self._problem(name, "must be an http(s) URL")
+            return None
+        return raw
+
+    def names(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        items = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+        unknown = [p for p in items if p not in allowed]
+        if unknown:
+            self._problem(name, f"unknown field(s) {', '.join(unknown)}; use {', '.join(allowed)}")
+            return ()
+        return items
 
     def url(self, name: str, default: str) -> str:
         raw = self._raw(name)

@@ -18,12 +18,12 @@ from pathlib import Path
 import openai
 import trio
 
-from actors import conversation, ingress, notifier
+from actors import classifier, conversation, ingress, notifier
 from actors.conversation.brain import Brain
 from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
-from actors.messages import InboundMessage, OutboxReady
+from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
 from store import maintenance
 from store.db import Database, open_database, utc_now
 
@@ -98,12 +98,19 @@ class Suite:
         self.failpoints = Failpoints(settings.failpoints)
         # The supervisor's channels: created once, outliving every actor incarnation.
         self.inbox_send, self.inbox_receive = trio.open_memory_channel[InboundMessage](INBOX_BUFFER)
-        self.outbox_send, self.outbox_receive = trio.open_memory_channel[OutboxReady](INBOX_BUFFER)
+        self.notices_send, self.notices_receive = trio.open_memory_channel[NotifierNotice](
+            INBOX_BUFFER
+        )
+        self.classify_send, self.classify_receive = trio.open_memory_channel[TurnToClassify](
+            INBOX_BUFFER
+        )
         self.supervisor: Supervisor | None = None
         # Counters live here, like the channels, so that they outlive actor restarts.
         self.notifier_stats = notifier.NotifierStatistics()
         self.checkpoints = maintenance.CheckpointStatistics()
         self.llm_stats = LLMStatistics()
+        self.classifier_stats = classifier.ClassifierStatistics()
+        self.clock = notifier.system_clock  # tests move time for follow-ups
         self.conversation_ctx: conversation.ConversationContext | None = None
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
@@ -130,6 +137,7 @@ class Suite:
             if self.conversation_ctx
             else None,
             "llm": None if self.settings.offline else asdict(self.llm_stats),
+            "classifier": asdict(self.classifier_stats),
             "notifier": asdict(self.notifier_stats),
             "store": asdict(self.checkpoints),
         }
@@ -175,11 +183,25 @@ class Suite:
             llm_limiter=trio.CapacityLimiter(self.settings.llm_concurrency),
             failpoints=self.failpoints,
             debounce=self.settings.debounce_seconds,
-            outbox_ready=self.outbox_send,
+            outbox_ready=self.notices_send,
+            classify=self.classify_send,
         )
         self.conversation_ctx = conversation_ctx
         notifier_ctx = notifier.NotifierContext(
-            db=db, settings=self.settings, failpoints=self.failpoints, stats=self.notifier_stats
+            db=db,
+            settings=self.settings,
+            business=self.business,
+            failpoints=self.failpoints,
+            stats=self.notifier_stats,
+            clock=lambda: self.clock(),
+        )
+        classifier_ctx = classifier.ClassifierContext(
+            db=db,
+            business=self.business,
+            settings=self.settings,
+            notices=self.notices_send,
+            failpoints=self.failpoints,
+            stats=self.classifier_stats,
         )
         ingress_ctx = ingress.IngressContext(
             settings=self.settings,
@@ -198,9 +220,15 @@ class Suite:
             ),
             ChildSpec(
                 "notifier",
-                partial(notifier.run, notifier_ctx, self.outbox_receive),
+                partial(notifier.run, notifier_ctx, self.notices_receive),
                 Restart.PERMANENT,
                 shutdown_timeout=20 * SECONDS,
+            ),
+            ChildSpec(
+                "classifier",
+                partial(classifier.run, classifier_ctx, self.classify_receive),
+                Restart.PERMANENT,
+                shutdown_timeout=5 * SECONDS,
             ),
             ChildSpec(
                 "conversation",

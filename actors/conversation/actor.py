@@ -8,20 +8,24 @@ A message that keeps crashing us is answered with the fallback after `MAX_ATTEMP
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import trio
 
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
+from actors.classifier.text import OptOut
 from actors.lifecycle import cancel_when_set
 from actors.messages import (
     InboundMessage,
     LeadView,
+    NotifierNotice,
     OutboxReady,
     ReplyChunk,
     ReplyEvent,
     TurnCompleted,
+    TurnToClassify,
 )
 from store import conversations, leads, messages, outbox
 from store.db import Database
@@ -53,10 +57,14 @@ class ConversationContext:
     llm_limiter: trio.CapacityLimiter
     failpoints: Failpoints = field(default_factory=Failpoints)
     debounce: float = 2 * SECONDS
-    outbox_ready: trio.MemorySendChannel[OutboxReady] | None = None
+    outbox_ready: trio.MemorySendChannel[NotifierNotice] | None = None
+    classify: trio.MemorySendChannel[TurnToClassify] | None = None
     router: ConversationRouter | None = None  # the running incarnation's
     turns: int = 0  # counted here, so that they outlive an incarnation
     fallbacks: int = 0
+
+    def __post_init__(self) -> None:
+        self.opt_out = OptOut(self.business.leadRules.optOutPhrases)
 
     def statistics(self) -> ConversationStatistics:
         lanes = len(self.router.lanes) if self.router else 0
@@ -75,6 +83,17 @@ def text_please(business: BusinessConfig) -> str:
     return (
         f"¡Gracias! Por ahora solo puedo leer mensajes de texto. ¿Me lo podrías {you}"
         " en un mensaje?"
+    )
+
+
+def opt_out_text(business: BusinessConfig) -> str:
+    you = "te" if business.conversationStyle.formality == "tú" else "le"
+    return (
+        f"Listo, no {you} enviaremos más mensajes de seguimiento. Si más adelante necesitas"
+        " algo, escríbenos cuando quieras."
+        if you == "te"
+        else "Listo, no le enviaremos más mensajes de seguimiento. Si más adelante necesita"
+        " algo, escríbanos cuando quiera."
     )
 
 
@@ -141,16 +160,18 @@ class ConversationRouter:
     async def _handle(self, batch: list[InboundMessage]) -> None:
         # The slot is closed whatever happens, so a waiting request never hangs.
         slot = batch[-1].reply_slot
+        handed_off = False
         try:
-            await self._answer(batch, slot)
+            handed_off = await self._answer(batch, slot)
         finally:
-            if slot is not None:
+            if slot is not None and not handed_off:
                 slot.close()
             self.in_flight.difference_update(m.message_id for m in batch)
 
     async def _answer(
         self, batch: list[InboundMessage], slot: trio.MemorySendChannel[ReplyEvent] | None
-    ) -> None:
+    ) -> bool:
+        """Answer and store; True when the slot went on to the classifier with the turn."""
         db = self.ctx.db
         message = batch[-1]
         with db.transaction():
@@ -171,7 +192,7 @@ class ConversationRouter:
         if not live:
             # Already answered (a copy queued before a restart) or deleted meanwhile.
             await _deliver(slot, self._completed_from_store(message))
-            return
+            return False
         self._wake_notifier(message.conversation_id)
         attempts = max(n for _m, n in live if n is not None)
         message = live[-1][0]
@@ -183,6 +204,13 @@ class ConversationRouter:
                 attempts - 1,
             )
             reply = self._fallback(lead_before)
+        elif any(m.kind == "text" and self.ctx.opt_out(m.text) for m, _n in live):
+            reply = BrainReply(
+                opt_out_text(self.ctx.business),
+                LeadFields(),
+                lead_before.classification if lead_before else "frio",
+                "optout",
+            )
         elif all(m.kind != "text" for m, _n in live):
             reply = BrainReply(
                 text_please(self.ctx.business),
@@ -206,18 +234,8 @@ class ConversationRouter:
                     reply.model,
                     reply.prompt_tokens,
                     reply.completion_tokens,
+                    _brain_lead(reply),
                 ),
-            )
-            lead = (
-                leads.record_turn(
-                    db,
-                    message.conversation_id,
-                    message.channel,
-                    reply.lead,
-                    reply.classification,
-                )
-                if reply_id
-                else lead_before
             )
             if reply_id and message.channel in MESSAGING:
                 parts = split_text(reply.text, TEXT_LIMIT[message.channel])
@@ -234,19 +252,22 @@ class ConversationRouter:
             self._wake_notifier(message.conversation_id)
         if reply_id is None:
             await _deliver(slot, self._completed_from_store(message))
-            return
+            return False
         self.ctx.turns += 1
-        await _deliver(
-            slot,
-            TurnCompleted(
-                conversation_id=message.conversation_id,
-                inbound_id=message.message_id,
-                reply_id=reply_id,
-                reply=reply.text,
-                source=reply.source,
-                lead=LeadView.of(lead, message.channel),
-            ),
+        completed = TurnCompleted(
+            conversation_id=message.conversation_id,
+            inbound_id=message.message_id,
+            reply_id=reply_id,
+            reply=reply.text,
+            source=reply.source,
+            lead=LeadView.of(lead_before, message.channel),
         )
+        if self.ctx.classify is None:
+            await _deliver(slot, completed)
+            return False
+        # The classifier tells the waiting client, with this turn's classification.
+        await self.ctx.classify.send(TurnToClassify(reply_id, completed, slot))
+        return True
 
     async def _think(
         self,
@@ -332,6 +353,14 @@ class ConversationRouter:
             "stored",
             LeadView.of(lead, message.channel),
         )
+
+
+def _brain_lead(reply: BrainReply) -> str | None:
+    """What a model said of the lead, kept for the classifier (an input, not the verdict)."""
+    if reply.source != "llm":
+        return None
+    said = {k: v for k, v in asdict(reply.lead).items() if v}
+    return json.dumps({**said, "estado": reply.classification}, ensure_ascii=False)
 
 
 async def _deliver(

@@ -8,6 +8,7 @@ import re
 
 import trio
 
+from actors.classifier.extract import Extractor
 from store.leads import LeadFields
 from supervisor.business import BusinessConfig, Service, fold
 
@@ -47,26 +48,6 @@ _INTENTS: dict[str, re.Pattern[str]] = {
     "coverage": re.compile(r"\b(cobertura|comunas|zonas|llegan|van a|sector|atienden en|cubren)\b"),
     "payment": re.compile(r"\b(pago|pagar|pagos|tarjeta|transferencia|efectivo|credito|debito)\b"),
 }
-_PHONE = re.compile(r"(?<![\w+])(\+?\d[\d\s().-]{6,}\d)(?!\w)")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_NAME_PHRASE = re.compile(
-    r"\b(?:me llamo|mi nombre es|soy)\s+([a-záéíóúñü]+(?:\s+[a-záéíóúñü]+){0,2})", re.IGNORECASE
-)
-_URGENCY_WORDS = (
-    ("urgente", "urgente"),
-    ("hoy", "hoy"),
-    ("ahora", "inmediata"),
-    ("inmediat", "inmediata"),
-    ("lo antes posible", "lo antes posible"),
-    ("no funciona", "urgente"),
-    ("manana", "mañana"),
-    ("esta semana", "esta semana"),
-    ("proxima semana", "próxima semana"),
-    ("este mes", "este mes"),
-    ("sin apuro", "sin apuro"),
-)
-_NOT_NAMES = {"hola", "si", "no", "gracias", "ok", "bueno", "buenas", "quiero", "necesito"}
-_STOPWORDS = {"de", "del", "la", "el", "y", "en", "para", "con", "por", "los", "las", "un", "una"}
 
 
 class OfflineBrain:
@@ -75,18 +56,7 @@ class OfflineBrain:
     def __init__(self, business: BusinessConfig) -> None:
         self.business = business
         self.questions = QUESTIONS[business.conversationStyle.formality]
-        # Folded once here, not on every message.
-        self._service_keys = [
-            (
-                service,
-                {
-                    w
-                    for w in re.findall(r"[a-z0-9]+", fold(f"{service.name} {service.id}"))
-                    if len(w) >= 4 and w not in _STOPWORDS
-                },
-            )
-            for service in business.services
-        ]
+        self.extractor = Extractor(business)
         self._places = [
             (place, re.compile(rf"\b{re.escape(fold(place))}\b"))
             for place in (*business.coverage.communes, *business.coverage.regions)
@@ -112,65 +82,18 @@ class OfflineBrain:
         """What the user's new message(s) add to what was already known.
 
         Earlier turns are already in `known` (the stored lead), so only the lines since the
-        last reply are read, with that reply telling which field we had asked for."""
-        found = known
-        asked: str | None = None
+        last reply are read (the classifier's extractor, the same rules it scores with)."""
         start = max((i for i, line in enumerate(history) if line.role == "assistant"), default=0)
-        for line in history[start:]:
-            if line.role == "assistant":
-                asked = self._asked_field(line.content)
-                continue
-            found = self._read_user_line(line.content, asked).merged_over(found)
-            asked = None
-        return found
-
-    def _asked_field(self, text: str) -> str | None:
-        for name, question in self.questions.items():
-            if text.rstrip().endswith(question):
-                return name
-        return None
-
-    def _read_user_line(self, text: str, asked: str | None) -> LeadFields:
-        folded = fold(text)
-        phone = _phone(text)
-        email_match = _EMAIL.search(text)
-        name = _name(text, asked, has_other_data=bool(phone or email_match))
-        service = self.match_service(folded)
-        area = self._area(text, folded, asked)
-        urgency = _urgency(folded) or (text.strip()[:80] if asked == "urgency" else None)
-        return LeadFields(
-            name=name,
-            phone=phone,
-            email=email_match.group(0) if email_match else None,
-            service=service.name if service else None,
-            area=area,
-            urgency=urgency,
-        )
+        lines = [(line.role, line.content) for line in history[start:]]
+        return self.extractor.read_turn(lines).fields.merged_over(known)
 
     def match_service(self, folded: str) -> Service | None:
-        words = set(re.findall(r"[a-z0-9]+", folded))
-        best: tuple[int, Service] | None = None
-        for service, keys in self._service_keys:
-            # Stems tolerate inflection: "instalar" finds "instalación".
-            score = sum(
-                1 for k in keys if k in words or any(w[:6] == k[:6] for w in words if len(w) >= 6)
-            )
-            if score and (best is None or score > best[0]):
-                best = (score, service)
-        return best[1] if best else None
+        return self.extractor.service(" ".join(re.findall(r"[a-z0-9ñ]+", folded)))
 
     def _covered_place(self, folded: str) -> str | None:
         for place, pattern in self._places:
             if pattern.search(folded):
                 return place
-        return None
-
-    def _area(self, text: str, folded: str, asked: str | None) -> str | None:
-        covered = self._covered_place(folded)
-        if covered:
-            return covered
-        if asked == "area" and 0 < len(text.split()) <= 4 and not _PHONE.search(text):
-            return text.strip().strip(".!").title()
         return None
 
     # -- answering ---------------------------------------------------------------------------
@@ -252,39 +175,8 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _phone(text: str) -> str | None:
-    for match in _PHONE.finditer(text):
-        digits = re.sub(r"\D", "", match.group(1))
-        if 8 <= len(digits) <= 15:
-            return ("+" if match.group(1).startswith("+") else "") + digits
-    return None
-
-
-def _name(text: str, asked: str | None, *, has_other_data: bool) -> str | None:
-    phrase = _NAME_PHRASE.search(text)
-    if phrase:
-        words = [w for w in phrase.group(1).split() if fold(w) not in _STOPWORDS]
-        if words and fold(words[0]) not in _NOT_NAMES:
-            return " ".join(w.capitalize() for w in words[:2])
-    if asked == "name" and not has_other_data:
-        words = re.findall(r"[A-Za-zÁÉÍÓÚÑÜáéíóúñü]+", text)
-        if 1 <= len(words) <= 3 and fold(words[0]) not in _NOT_NAMES:
-            return " ".join(w.capitalize() for w in words)
-    return None
-
-
-_URGENCY = [(re.compile(rf"\b{needle}"), label) for needle, label in _URGENCY_WORDS]
-
-
-def _urgency(folded: str) -> str | None:
-    for pattern, label in _URGENCY:
-        if pattern.search(folded):
-            return label
-    return None
-
-
 def classify(lead: LeadFields, history: tuple[ChatLine, ...]) -> str:
-    """A first estimate until the classifier actor (its own issue) takes over: hot with
+    """The offline brain's own rough estimate (the classifier actor decides): hot with
     contact plus a service or an urgent need, warm with any data, cold otherwise."""
     urgent = lead.urgency in {"urgente", "hoy", "inmediata", "lo antes posible"}
     contact = bool(lead.name and lead.phone)

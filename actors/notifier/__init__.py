@@ -1,5 +1,6 @@
-"""The notifier actor: the outbox to WhatsApp and Instagram (e-mail and follow-ups later)."""
+"""The notifier actor: the outbox to WhatsApp and Instagram, the owner's e-mails and
+webhooks, and the follow-up schedule."""
 
-from .actor import NotifierContext, NotifierStatistics, run
+from .actor import NotifierContext, NotifierStatistics, run, system_clock
 
-__all__ = ["NotifierContext", "NotifierStatistics", "run"]
+__all__ = ["NotifierContext", "NotifierStatistics", "run", "system_clock"]

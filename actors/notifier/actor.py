@@ -1,13 +1,18 @@
-"""The notifier actor: delivers the outbox to WhatsApp and Instagram.
+"""The notifier actor: delivers the outbox to WhatsApp and Instagram, the owner's alerts,
+reminders and daily summary by e-mail and webhook, and runs the follow-up schedule.
 
 Sends of one conversation go in order (a send waiting for its retry holds back the ones
 after it); different conversations go in parallel, bounded. A transient failure keeps its
 next attempt time in the store, so the schedule survives a restart; a permanent one ends
-`failed` with the reason; free-form text outside Meta's 24 h window ends `skipped`."""
+`failed` with the reason; free-form text outside Meta's 24 h window ends `skipped`.
+Every decision about time (the 24 h window, follow-ups, working hours, the 08:00 summary)
+reads `ctx.clock`, so tests can move it."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -17,14 +22,18 @@ from tenacity import AsyncRetrying, RetryCallState
 from tenacity.wait import wait_random_exponential
 
 from actors.lifecycle import cancel_when_set
-from actors.messages import OutboxReady
-from store import messages, outbox
+from actors.messages import LeadChanged, NotifierNotice
+from store import messages, outbox, owner_notifications
 from store.db import Database, utc_now
 from store.outbox import OutboxItem
+from store.owner_notifications import Notification
+from supervisor.business import BusinessConfig
 from supervisor.failpoints import Failpoints
 from supervisor.settings import Settings
 
+from .email import Mailer, MailError, compose
 from .errors import GraphError, NotConfigured
+from .follow_ups import FollowUps
 from .graph import GraphClient
 
 log = logging.getLogger("notifier")
@@ -36,6 +45,12 @@ CONCURRENCY = 8
 MAX_ATTEMPTS = 8
 RETRY_WAIT = wait_random_exponential(multiplier=2 * SECONDS, max=600 * SECONDS)
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+OWNER_MAX_ATTEMPTS = 12  # about a day of retries with the backoff below
+WEBHOOK_TIMEOUT = 10 * SECONDS
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -44,14 +59,21 @@ class NotifierStatistics:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    owner_sent: int = 0
+    owner_retried: int = 0
+    owner_failed: int = 0
+    owner_resent_after_crash: int = 0
+    follow_up_runs: int = 0
 
 
 @dataclass
 class NotifierContext:
     db: Database
     settings: Settings
+    business: BusinessConfig
     failpoints: Failpoints = field(default_factory=Failpoints)
     stats: NotifierStatistics = field(default_factory=NotifierStatistics)
+    clock: Callable[[], datetime] = system_clock
 
 
 def retry_delay(attempt: int) -> float:
@@ -98,7 +120,7 @@ class Deliverer:
     async def _send(self, item: OutboxItem) -> None:
         db, stats = self.ctx.db, self.ctx.stats
         if item.kind == "text" and not window_open(
-            messages.last_user_message_at(db, item.conversation_id), datetime.now(UTC)
+            messages.last_user_message_at(db, item.conversation_id), self.ctx.clock()
         ):
             outbox.mark_failed(
                 db, item.id, "fuera de la ventana de 24 h de atención al cliente", status="skipped"
@@ -111,6 +133,8 @@ class Deliverer:
                 if item.kind == "read":
                     await self.graph.mark_read(item.body)
                     provider_id = None
+                elif item.kind == "template":
+                    provider_id = await self.graph.send_template(item.recipient, item.body)
                 else:
                     provider_id = await self.graph.send_text(
                         item.channel, item.recipient, item.body
@@ -154,9 +178,101 @@ class Deliverer:
         log.error("send %s to %s failed for good: %s", item.id, item.channel, reason)
 
 
+class OwnerDeliverer:
+    """Alerts, reminders and summaries to the owner: e-mail and webhook, one at a time."""
+
+    def __init__(self, ctx: NotifierContext, http: httpx.AsyncClient) -> None:
+        self.ctx = ctx
+        self.http = http
+        self.mailer = Mailer(ctx.settings)
+        cut = owner_notifications.interrupted(ctx.db)
+        if cut:
+            # Marked `sending` and then the process died: the message may have gone out.
+            ctx.stats.owner_resent_after_crash += cut
+            log.warning(
+                "%d owner notification(s) were cut mid-send by a crash; sending again"
+                " (at most one duplicate each)",
+                cut,
+            )
+
+    async def deliver_due(self) -> None:
+        db = self.ctx.db
+        for item in owner_notifications.due(db, utc_now()):
+            owner_notifications.mark_sending(db, item.id)
+            try:
+                self.ctx.failpoints.hit("notifier.owner")
+                await self._deliver(item)
+            except (MailError, WebhookError) as exc:
+                self._failed(item, exc.reason, transient=exc.transient)
+                continue
+            owner_notifications.mark_sent(db, item.id)
+            self.ctx.stats.owner_sent += 1
+
+    async def _deliver(self, item: Notification) -> None:
+        s = self.ctx.settings
+        if item.transport == "email":
+            owner = s.owner_email or self.ctx.business.notifications.ownerEmail
+            if not (owner and s.email_configured):
+                raise MailError("e-mail no configurado (SMTP_HOST y OWNER_EMAIL)", transient=False)
+            await self.mailer.send(compose(s, owner, item))
+            return
+        if not s.webhook_url:
+            raise WebhookError("WEBHOOK_URL no está configurado", transient=False)
+        try:
+            with trio.fail_after(WEBHOOK_TIMEOUT):
+                response = await self.http.post(
+                    s.webhook_url,
+                    content=item.body_text.encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+        except (httpx.TransportError, trio.TooSlowError) as exc:
+            # Never the URL: it may carry the hook's key.
+            raise WebhookError(f"webhook: {type(exc).__name__}", transient=True) from None
+        if response.status_code >= 300:
+            transient = response.status_code >= 500 or response.status_code in (408, 429)
+            raise WebhookError(f"webhook: HTTP {response.status_code}", transient=transient)
+
+    def _failed(self, item: Notification, reason: str, *, transient: bool) -> None:
+        db, stats = self.ctx.db, self.ctx.stats
+        if transient and item.attempts + 1 < OWNER_MAX_ATTEMPTS:
+            delay = retry_delay(item.attempts + 1)
+            owner_notifications.schedule_retry(db, item.id, reason, delay)
+            stats.owner_retried += 1
+            log.warning(
+                "owner %s %s failed (%s); retry in %.1fs", item.transport, item.id, reason, delay
+            )
+            return
+        owner_notifications.mark_failed(db, item.id, reason)
+        stats.owner_failed += 1
+        log.error("owner %s %s failed for good: %s", item.transport, item.id, reason)
+
+
+class WebhookError(Exception):
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        self.reason = reason
+        self.transient = transient
+        super().__init__(reason)
+
+
+async def _follow_ups_forever(ctx: NotifierContext, deliverer: Deliverer) -> None:
+    follow = FollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
+    while True:
+        if follow.tick():
+            deliverer.start_due()
+        ctx.stats.follow_up_runs += 1
+        await trio.sleep(ctx.settings.scheduler_interval)
+
+
+async def _owner_forever(owner: OwnerDeliverer, kicks: trio.MemoryReceiveChannel[None]) -> None:
+    while True:
+        await owner.deliver_due()
+        with trio.move_on_after(POLL_INTERVAL):
+            await kicks.receive()
+
+
 async def run(
     ctx: NotifierContext,
-    wake: trio.MemoryReceiveChannel[OutboxReady],
+    wake: trio.MemoryReceiveChannel[NotifierNotice],
     stop: trio.Event,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -164,12 +280,22 @@ async def run(
     """`wake` belongs to the supervisor and outlives this incarnation; never closed here."""
     async with httpx.AsyncClient(timeout=SEND_TIMEOUT) as http, trio.open_nursery() as nursery:
         deliverer = Deliverer(ctx, GraphClient(http, ctx.settings), nursery)
+        owner = OwnerDeliverer(ctx, http)
+        kick, kicks = trio.open_memory_channel[None](1)
         task_status.started()
-        with trio.CancelScope() as intake:
-            nursery.start_soon(cancel_when_set, stop, intake)
-            while True:
-                deliverer.start_due()
-                with trio.move_on_after(POLL_INTERVAL):
-                    await wake.receive()
+        async with trio.open_nursery() as background:
+            background.start_soon(_follow_ups_forever, ctx, deliverer)
+            background.start_soon(_owner_forever, owner, kicks)
+            with trio.CancelScope() as intake:
+                nursery.start_soon(cancel_when_set, stop, intake)
+                while True:
+                    deliverer.start_due()
+                    with trio.move_on_after(POLL_INTERVAL):
+                        notice = await wake.receive()
+                        if isinstance(notice, LeadChanged):
+                            with contextlib.suppress(trio.WouldBlock):
+                                kick.send_nowait(None)
+            # An e-mail under way ends first (a thread is not cut; bounded by its timeout).
+            background.cancel_scope.cancel()
         # Sends under way finish (each bounded by SEND_TIMEOUT); nothing new starts.
         deliverer.stopping = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -33,6 +34,33 @@ class GraphClient:
             return str(sent[0].get("id")) if sent[0].get("id") else None
         answer = await self._instagram({"recipient": {"id": recipient}, "message": {"text": text}})
         return str(answer["message_id"]) if answer.get("message_id") else None
+
+    async def send_template(self, recipient: str, spec: str) -> str | None:
+        """A WhatsApp template (the only business-initiated message Meta delivers outside
+        the 24 h window). `spec` is the stored JSON: name, language, body parameters."""
+        data = json.loads(spec)
+        template: dict[str, Any] = {
+            "name": data["name"],
+            "language": {"code": data["language"]},
+        }
+        if data.get("parameters"):
+            template["components"] = [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": p} for p in data["parameters"]],
+                }
+            ]
+        answer = await self._whatsapp(
+            {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": recipient,
+                "type": "template",
+                "template": template,
+            }
+        )
+        sent = answer.get("messages") or [{}]
+        return str(sent[0].get("id")) if sent[0].get("id") else None
 
     async def mark_read(self, message_id: str) -> None:
         """WhatsApp: blue ticks on the user's message, and the typing indicator."""

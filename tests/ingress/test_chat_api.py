@@ -189,10 +189,11 @@ async def test_health_endpoints(tmp_path: Path) -> None:
         assert {a["name"]: a["state"] for a in detailed["actors"]} == {
             "store": "running",
             "notifier": "running",
+            "classifier": "running",
             "conversation": "running",
             "ingress": "running",
         }
-        assert detailed["store"]["schemaVersion"] == 2
+        assert detailed["store"]["schemaVersion"] == 3
         assert detailed["store"]["sizeBytes"] > 0
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"

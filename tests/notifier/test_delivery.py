@@ -279,6 +279,7 @@ async def test_the_notifier_crashing_before_a_send_loses_and_doubles_nothing(
         assert notifier.restarts == 1 and notifier.last_error is not None
         assert notifier.last_error.type == "InjectedFault"
         work = (await client.get("/health/detailed")).json()["work"]
-        assert work["notifier"] == {"sent": 2, "retried": 0, "failed": 0, "skipped": 0}
+        sends = {k: work["notifier"][k] for k in ("sent", "retried", "failed", "skipped")}
+        assert sends == {"sent": 2, "retried": 0, "failed": 0, "skipped": 0}
         assert work["conversation"]["turns"] == 1
     assert [s.get("status") or s.get("type") for s in fake_graph.sends] == ["read", "text"]

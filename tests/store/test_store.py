@@ -16,12 +16,12 @@ from store.migrations import MIGRATIONS
 
 def test_migrations_apply_once_and_set_user_version(tmp_path: Path) -> None:
     db = open_database(tmp_path / "x" / "leads.db")
-    assert db.schema_version() == len(MIGRATIONS) == 2
+    assert db.schema_version() == len(MIGRATIONS) == 3
     assert db.scalar("PRAGMA journal_mode") == "wal"
     assert db.scalar("PRAGMA foreign_keys") == 1
     db.close()
     again = open_database(tmp_path / "x" / "leads.db")
-    assert migrate(again) == 2
+    assert migrate(again) == 3
     tables = {r["name"] for r in again.all("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"conversations", "messages", "leads", "outbox", "delivery_statuses"} <= tables
     again.close()
@@ -43,9 +43,41 @@ def test_a_version_1_database_is_migrated_keeping_its_rows(tmp_path: Path) -> No
         )
     old.close()
     db = open_database(path)
-    assert db.schema_version() == 2
+    assert db.schema_version() == 3
     assert [(m.content, m.status) for m in messages.pending_inbound(db)] == [("hola", "pending")]
     assert db.scalar("SELECT kind FROM messages") == "text"
+
+
+def test_a_version_2_outbox_keeps_its_rows_and_learns_templates(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    old = apsw.Connection(str(path))
+    with old:
+        old.execute(MIGRATIONS[0])
+        old.execute(MIGRATIONS[1])
+        old.execute("PRAGMA user_version = 2")
+        old.execute(
+            "INSERT INTO conversations (channel, external_key, created_at, updated_at)"
+            " VALUES ('whatsapp', '569', 'x', 'x')"
+        )
+        old.execute(
+            "INSERT INTO outbox (conversation_id, channel, recipient, kind, body,"
+            " next_attempt_at, created_at, updated_at)"
+            " VALUES (1, 'whatsapp', '569', 'text', 'hola', 'x', 'x', 'x')"
+        )
+        with pytest.raises(apsw.ConstraintError):
+            old.execute(
+                "INSERT INTO outbox (conversation_id, channel, recipient, kind, body,"
+                " next_attempt_at, created_at, updated_at)"
+                " VALUES (1, 'whatsapp', '569', 'template', '{}', 'x', 'x', 'x')"
+            )
+    old.close()
+    db = open_database(path)
+    assert db.all("SELECT id, body, status FROM outbox") == [
+        {"id": 1, "body": "hola", "status": "pending"}
+    ]
+    outbox.enqueue(db, 1, "whatsapp", "569", "template", ['{"name": "seguimiento"}'])
+    assert db.scalar("SELECT count(*) FROM outbox") == 2
+    assert db.all("PRAGMA foreign_key_check") == []
 
 
 def test_a_message_is_answered_at_most_once(tmp_path: Path) -> None:
@@ -87,21 +119,42 @@ def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
     assert db.scalar("SELECT count(*) FROM messages") == 0
 
 
-def test_lead_fields_merge_and_reset_opens_a_new_conversation(tmp_path: Path) -> None:
+def _classified(fields: LeadFields, klass: str) -> leads.Classification:
+    return leads.Classification(fields, None, klass, 10, ["r"], [])
+
+
+def test_one_lead_per_person_across_channels_and_resets(tmp_path: Path) -> None:
     db = open_database(tmp_path / "leads.db")
-    conv = conversations.open_conversation(db, "web", "s")
-    assert leads.record_turn(db, conv.id, "web", LeadFields(), "frio") is None
-    leads.record_turn(db, conv.id, "web", LeadFields(name="Ana"), "tibio")
-    lead = leads.record_turn(db, conv.id, "web", LeadFields(phone="+56911112222"), "caliente")
-    assert lead is not None
-    assert (lead.fields.name, lead.fields.phone, lead.classification) == (
-        "Ana",
-        "+56911112222",
-        "caliente",
+    web = conversations.open_conversation(db, "web", "s")
+    assert leads.resolve(db, web.id, "web", "s", LeadFields()) is None
+    lead = leads.create(db, web.id, "web", "s")
+    change = leads.apply(
+        db,
+        lead,
+        _classified(LeadFields(name="Ana", phone="+56987654321"), "tibio"),
+        reply_id=None,
+        user_at="2026-01-01T10:00:00.000Z",
     )
+    assert change.before is None and change.changed
+    # A reset opens a new conversation; the session identity finds the same lead.
     assert conversations.close_conversation(db, "web", "s")
     fresh = conversations.open_conversation(db, "web", "s")
-    assert fresh.id != conv.id and fresh.lead_id is None
+    assert fresh.id != web.id and fresh.lead_id is None
+    found = leads.resolve(db, fresh.id, "web", "s", LeadFields())
+    assert found is not None and found.id == lead.id
+    # The same phone on WhatsApp links to the same lead.
+    wa = conversations.open_conversation(db, "whatsapp", "56987654321")
+    other = leads.create(db, wa.id, "whatsapp", "56987654321")
+    merged = leads.resolve(db, wa.id, "whatsapp", "56987654321", LeadFields(phone="+56987654321"))
+    assert merged is not None and merged.id == lead.id
+    assert leads.get(db, other.id) is None
+    assert ("whatsapp", "56987654321") in leads.identities(db, lead.id)
+    again = leads.apply(
+        db, merged, _classified(merged.fields, "caliente"), reply_id=None, user_at=None
+    )
+    assert again.before == "tibio" and again.lead.classification == "caliente"
+    assert [h[0] for h in leads.history(db, lead.id)] == ["tibio", "caliente"]
+    assert again.lead.last_user_message_at == "2026-01-01T10:00:00.000Z"
 
 
 def test_the_wal_is_checkpointed_off_the_event_loop(tmp_path: Path) -> None:

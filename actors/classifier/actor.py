@@ -1,0 +1,285 @@
+"""The classifier actor: takes every answered turn into account for its lead.
+
+For each stored reply not yet classified: extract the fields from the user's lines of that
+turn (and from the model's structured answer, when there was one), find or create the
+person's lead (linking channels by phone/e-mail), score it, store the result with its history,
+and queue the owner's alert when the lead first becomes hot or warm — all in one transaction
+that also marks the reply classified, so a crash repeats nothing and loses nothing. A
+waiting web client then hears the turn with this classification.
+
+On (re)start it first re-reads every unclassified reply."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+
+import phonenumbers
+import trio
+
+from actors.lifecycle import cancel_when_set
+from actors.messages import LeadChanged, LeadView, NotifierNotice, TurnCompleted, TurnToClassify
+from actors.owner_messages import Line, lead_alert, lead_event
+from store import conversations, leads, messages, owner_notifications
+from store.db import Database
+from store.leads import Classification, Lead, LeadFields
+from store.messages import Turn
+from supervisor.business import BusinessConfig
+from supervisor.failpoints import Failpoints
+from supervisor.settings import Settings
+
+from .extract import Extracted, Extractor
+from .scoring import RANK, Scorer, Signals, warmer
+from .text import normalize
+
+log = logging.getLogger("classifier")
+
+SECONDS = 1.0
+SWEEP_INTERVAL = 5 * SECONDS
+ALERT_LINES = 6  # last messages quoted in an alert
+MODEL_KEYS = {
+    "nombre": "name",
+    "telefono": "phone",
+    "email": "email",
+    "servicio": "service",
+    "comuna": "area",
+    "urgencia": "urgency",
+}
+
+
+@dataclass
+class ClassifierStatistics:
+    classified: int = 0
+    alerts_queued: int = 0
+    became_hot: int = 0
+    became_warm: int = 0
+    opted_out: int = 0
+
+
+@dataclass
+class ClassifierContext:
+    db: Database
+    business: BusinessConfig
+    settings: Settings
+    notices: trio.MemorySendChannel[NotifierNotice] | None = None
+    failpoints: Failpoints = field(default_factory=Failpoints)
+    stats: ClassifierStatistics = field(default_factory=ClassifierStatistics)
+
+    def __post_init__(self) -> None:
+        self.extractor = Extractor(self.business)
+        self.scorer = Scorer(self.business.leadRules)
+
+
+class Classifier:
+    def __init__(self, ctx: ClassifierContext) -> None:
+        self.ctx = ctx
+
+    async def handle(self, notice: TurnToClassify) -> None:
+        try:
+            lead = self.classify(notice.reply_id)
+            if notice.completed is not None and notice.reply_slot is not None:
+                view = await self._view(notice.completed, lead)
+                try:
+                    await notice.reply_slot.send(replace(notice.completed, lead=view))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # the web request gave up; the turn is stored
+        finally:
+            if notice.reply_slot is not None:
+                notice.reply_slot.close()
+
+    async def _view(self, completed: TurnCompleted, lead: Lead | None) -> LeadView:
+        if lead is None:  # classified before (a repeated notice): what the store says
+            lead = leads.for_conversation(self.ctx.db, completed.conversation_id)
+        await trio.lowlevel.checkpoint()
+        return LeadView.of(lead, completed.lead.channel)
+
+    def classify(self, reply_id: int) -> Lead | None:
+        """Classify one stored turn; None when it was already classified."""
+        ctx, db = self.ctx, self.ctx.db
+        turn = messages.turn(db, reply_id)
+        if turn is None:
+            return None
+        conversation = conversations.get(db, turn.conversation_id)
+        if conversation is None:
+            with db.transaction():
+                messages.mark_classified(db, reply_id)
+            return None
+        found = ctx.extractor.read_turn(turn.lines)
+        model_fields, model_guess = self._model_view(turn)
+        turn_fields = model_fields.merged_over(found.fields)
+        user_texts = [normalize(text) for role, text in turn.lines if role == "user"]
+        ctx.failpoints.hit("classifier.turn")
+        notify: LeadChanged | None = None
+        with db.transaction():
+            lead = leads.resolve(
+                db, conversation.id, conversation.channel, conversation.external_key, turn_fields
+            ) or leads.create(db, conversation.id, conversation.channel, conversation.external_key)
+            result = self._decide(
+                lead, turn, conversation.external_key, found, turn_fields, user_texts, model_guess
+            )
+            change = leads.apply(db, lead, result, reply_id=reply_id, user_at=turn.user_at)
+            if turn.source == "optout":
+                leads.opt_out(db, lead.id)
+                ctx.stats.opted_out += 1
+            queued = self._queue_alerts(change.lead, conversation.id)
+            messages.mark_classified(db, reply_id)
+        ctx.stats.classified += 1
+        if change.changed and change.lead.classification == "caliente":
+            ctx.stats.became_hot += 1
+        elif change.changed and change.lead.classification == "tibio":
+            ctx.stats.became_warm += 1
+        if queued:
+            notify = LeadChanged(change.lead.id, change.lead.classification)
+            self._wake(notify)
+        return leads.get(db, change.lead.id)
+
+    def _model_view(self, turn: Turn) -> tuple[LeadFields, str | None]:
+        """The model's structured answer, each field checked as if a person typed it."""
+        if not turn.brain_lead:
+            return LeadFields(), None
+        try:
+            data = json.loads(turn.brain_lead)
+        except json.JSONDecodeError:
+            return LeadFields(), None
+        if not isinstance(data, dict):
+            return LeadFields(), None
+        raw = {
+            ours: str(data.get(theirs) or data.get(ours) or "").strip()[:200]
+            for theirs, ours in MODEL_KEYS.items()
+        }
+        x = self.ctx.extractor
+        service = x.service(normalize(raw["service"])) if raw["service"] else None
+        fields = LeadFields(
+            name=raw["name"] or None,
+            phone=x.phone(raw["phone"]) if raw["phone"] else None,
+            email=x.email(raw["email"]) if raw["email"] else None,
+            service=service.name if service else None,
+            area=(x.area(normalize(raw["area"])) or raw["area"]) if raw["area"] else None,
+            urgency=raw["urgency"] or None,
+        )
+        guess = data.get("estado")
+        return fields, guess if guess in RANK else None
+
+    def _decide(
+        self,
+        lead: Lead,
+        turn: Turn,
+        external_key: str,
+        found: Extracted,
+        turn_fields: LeadFields,
+        user_texts: list[str],
+        model_guess: str | None,
+    ) -> Classification:
+        fields = turn_fields.merged_over(lead.fields)
+        wa_phone = _whatsapp_phone(external_key) if turn.channel == "whatsapp" else None
+        if wa_phone and not fields.phone:
+            fields = replace(fields, phone=wa_phone)
+        budget = found.budget or lead.budget
+        scorer = self.ctx.scorer
+        signals = Signals.from_list(list(lead.signals)).with_(scorer.signals(user_texts))
+        verdict = scorer.verdict(
+            fields,
+            signals,
+            budget=budget,
+            channel_phone=bool(wa_phone and fields.phone == wa_phone),
+            model_guess=model_guess,
+        )
+        return Classification(
+            fields=fields,
+            budget=budget,
+            # A lead never cools down by itself; a salesperson closes it (won/lost).
+            classification=warmer(verdict.classification, lead.classification),
+            score=verdict.score,
+            reasons=verdict.reasons,
+            signals=signals.as_list(),
+        )
+
+    def _queue_alerts(self, lead: Lead, conversation_id: int) -> bool:
+        """The owner hears once per class reached: hot is urgent, warm is normal (warm only
+        once the person can be contacted: a name and a phone or e-mail)."""
+        ctx = self.ctx
+        klass = lead.classification
+        if klass not in ctx.business.notifications.notifyOn or klass == "frio":
+            return False
+        if klass == "tibio" and not (lead.fields.name and (lead.fields.phone or lead.fields.email)):
+            return False
+        owner = ctx.settings.owner_email or ctx.business.notifications.ownerEmail
+        queued = False
+        if owner and ctx.settings.email_configured:
+            recent = messages.last_lines(ctx.db, conversation_id, ALERT_LINES)
+            lines = [Line(*row) for row in recent]
+            queued |= (
+                owner_notifications.enqueue(
+                    ctx.db,
+                    "email",
+                    f"alert_{klass}",
+                    f"alert:{lead.id}:{klass}:email",
+                    lead_alert(ctx.business, lead, lines),
+                    lead.id,
+                )
+                is not None
+            )
+        if ctx.settings.webhook_url:
+            queued |= (
+                owner_notifications.enqueue(
+                    ctx.db,
+                    "webhook",
+                    f"alert_{klass}",
+                    f"alert:{lead.id}:{klass}:webhook",
+                    lead_event(ctx.business, "new_lead", lead),
+                    lead.id,
+                )
+                is not None
+            )
+        if queued:
+            ctx.stats.alerts_queued += 1
+        return queued
+
+    def _wake(self, notice: NotifierNotice) -> None:
+        if self.ctx.notices is None:
+            return
+        try:
+            self.ctx.notices.send_nowait(notice)
+        except trio.WouldBlock:
+            pass  # the notifier polls anyway
+
+    async def sweep(self) -> None:
+        for reply_id in messages.unclassified(self.ctx.db):
+            self.classify(reply_id)
+            await trio.lowlevel.checkpoint()
+
+
+def _whatsapp_phone(wa_id: str) -> str | None:
+    try:
+        number = phonenumbers.parse("+" + wa_id.lstrip("+"), None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def run(
+    ctx: ClassifierContext,
+    inbox: trio.MemoryReceiveChannel[TurnToClassify],
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """`inbox` belongs to the supervisor and outlives this incarnation."""
+    classifier = Classifier(ctx)
+    pending = messages.unclassified(ctx.db)
+    if pending:
+        log.info("classifying %d turn(s) left from before", len(pending))
+    await classifier.sweep()
+    task_status.started()
+    with trio.CancelScope() as intake:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel_when_set, stop, intake)
+            while True:
+                with trio.move_on_after(SWEEP_INTERVAL):
+                    notice = await inbox.receive()
+                    await classifier.handle(notice)
+                    continue
+                await classifier.sweep()

@@ -1,0 +1,327 @@
+"""Deterministic extraction of a lead's fields from what a person wrote.
+
+Name phrases ("me llamo", "mi nombre es", "soy"...), phones through `phonenumbers` with the
+business's country as the default region (E.164 out), e-mails through `email-validator`,
+services and comunas matched to business.json tolerant of accents and typos (rapidfuzz),
+urgency from the rules' phrases, and a budget. A short answer right after the assistant asked
+for a field is read as that field ("¿Cómo te llamas?" → "Ana").
+
+Never raises on any text: what cannot be read is simply not found."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from rapidfuzz import fuzz
+
+from store.leads import LeadFields
+from supervisor.business import BusinessConfig, Service, fold
+
+from .places import KNOWN_PLACES
+from .text import PhraseSet, normalize, words
+
+DEFAULT_REGION = "CL"
+MAX_TEXT = 4000  # a longer text is read only this far (inputs are capped at 4,000 anyway)
+FUZZY_WORD = 86  # rapidfuzz ratio for a typo in one word ("acondisionado")
+FUZZY_PLACE = 90
+HEAD_WEIGHT = 3  # a service's first word ("Instalación", "Reparación") decides ties
+
+_EMAIL_CANDIDATE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_NAME_PHRASE = re.compile(
+    r"(?:^|[^\w])(?:me llamo|mi nombre es|mi nombre:|soy|habla|te escribe|le escribe|aqui)"
+    r"\s+([^\W\d_]+(?:\s+[^\W\d_]+){0,3})",
+    re.IGNORECASE,
+)
+# Words that follow "soy" without being a name.
+_NOT_NAMES = frozenset(
+    (
+        "de del la el los las un una al y o en con para por que muy tan bien mal yo tu su mi"
+        " hola si no gracias ok okey bueno buena buenas quiero necesito tengo busco estoy"
+        " cliente clienta dueno duena nuevo nueva interesado interesada administrador"
+        " administradora encargado encargada vecino vecina propietario propietaria estudiante"
+        " ingeniero ingeniera tecnico tecnica arquitecto arquitecta profesor profesora"
+        " medico doctora senor senora sr sra don dona persona alguien otro otra ese esa"
+        " como cuando donde quien urgente hoy manana mismo misma"
+    ).split()
+)
+_NAME_STOP = frozenset("de del y en con para por que desde a al".split())
+_ASKED = (
+    ("name", re.compile(r"\b(como te llamas|tu nombre|su nombre|como se llama|con quien)\b")),
+    ("phone", re.compile(r"\b(telefono|numero|celular|fono|whatsapp)\b")),
+    ("email", re.compile(r"\b(correo|email|e mail|mail)\b")),
+    ("area", re.compile(r"\b(comuna|sector|donde (estas|esta|vives|vive|te encuentras))\b")),
+    ("urgency", re.compile(r"\b(para cuando|que tan urgente|cuando (lo|la) necesitas?)\b")),
+    ("service", re.compile(r"\b(que servicio|que necesitas|en que te (podemos|puedo) ayudar)\b")),
+)
+_MONEY = re.compile(
+    r"(?:presupuesto|tengo|hasta|dispongo de|cuento con|maximo|max|pagar|gastar)"
+    r"[^0-9$]{0,25}(\$?\s?\d{1,3}(?:[.\s]\d{3})+|\$?\s?\d+(?:[.,]\d+)?)"
+    r"\s*(millones|millon|mil|lucas|k)?",
+)
+_DOLLAR = re.compile(r"\$\s?(\d{1,3}(?:\.\d{3})+|\d{4,})")
+
+
+@dataclass(frozen=True)
+class Extracted:
+    fields: LeadFields
+    budget: str | None = None
+
+
+class Extractor:
+    """Built once per business config; `read` is pure and cheap."""
+
+    def __init__(self, business: BusinessConfig) -> None:
+        self.business = business
+        self.region = _region(business)
+        rules = business.leadRules
+        self.urgency = PhraseSet.of(rules.urgencyWords)
+        self._services = [_ServiceKeys.of(s) for s in business.services]
+        covered = [*business.coverage.communes, *business.coverage.regions]
+        self._places: list[tuple[str, str]] = []  # (display name, normalized)
+        seen: set[str] = set()
+        for place in (*covered, *KNOWN_PLACES):
+            key = normalize(place)
+            if key and key not in seen:
+                seen.add(key)
+                self._places.append((place, key))
+        self._place_words = {key: place for place, key in self._places}
+        self._place_pattern = PhraseSet.of(
+            {place: [place] for place, _key in self._places}, negatable=False
+        )
+
+    # -- a conversation ---------------------------------------------------------------------
+
+    def read_turn(self, lines: Sequence[tuple[str, str]]) -> Extracted:
+        """What the user's lines in `lines` (role, text; oldest first) say; an assistant line
+        tells which field was being asked for the user line after it."""
+        found = LeadFields()
+        budget: str | None = None
+        asked: str | None = None
+        for role, text in lines:
+            if role == "assistant":
+                asked = self.asked_field(text)
+                continue
+            one = self.read(text, asked)
+            found = one.fields.merged_over(found)
+            budget = one.budget or budget
+            asked = None
+        return Extracted(found, budget)
+
+    @staticmethod
+    def asked_field(assistant_text: str) -> str | None:
+        """The field an assistant line asks for, read from its last question."""
+        questions = [q for q in re.split(r"(?<=[.!?])\s+", assistant_text.strip()) if "?" in q]
+        if not questions:
+            return None
+        last = normalize(questions[-1])
+        for name, pattern in _ASKED:
+            if pattern.search(last):
+                return name
+        return None
+
+    # -- one message --------------------------------------------------------------------------
+
+    def read(self, text: str, asked: str | None = None) -> Extracted:
+        text = text[:MAX_TEXT]
+        normalized = normalize(text)
+        phone = self.phone(text)
+        email = self.email(text)
+        service = self.service(normalized)
+        area = self.area(normalized)
+        urgency = next(iter(self.urgency.find(normalized)), None)
+        name = self.name(text)
+        if asked and not (name or phone or email):
+            short = 0 < len(normalized.split()) <= 4
+            if asked == "name" and short:
+                name = _clean_name(text)
+            elif asked == "area" and short and not area:
+                area = _title(text)
+            elif asked == "urgency" and not urgency and short:
+                urgency = text.strip()[:60]
+        return Extracted(
+            LeadFields(
+                name=name,
+                phone=phone,
+                email=email,
+                service=service.name if service else None,
+                area=area,
+                urgency=urgency,
+            ),
+            budget=self.budget(normalized, text),
+        )
+
+    def phone(self, text: str) -> str | None:
+        """A valid number first; else one of a possible length for its country that is not a
+        RUT ("12.345.678-9") nor one digit repeated — people often type example numbers such
+        as 9 1234 5678, and a salesperson still wants what they typed."""
+        try:
+            fallback: str | None = None
+            for match in phonenumbers.PhoneNumberMatcher(
+                text, self.region, leniency=phonenumbers.Leniency.POSSIBLE
+            ):
+                number = match.number
+                e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                if phonenumbers.is_valid_number(number):
+                    return e164
+                if fallback is None and _plausible(number, match.raw_string):
+                    fallback = e164
+        except Exception:  # a library hiccup on odd text must not stop a turn
+            return None
+        return fallback
+
+    @staticmethod
+    def email(text: str) -> str | None:
+        for candidate in _EMAIL_CANDIDATE.findall(text):
+            try:
+                return str(
+                    validate_email(candidate.strip("."), check_deliverability=False).normalized
+                )
+            except EmailNotValidError:
+                continue
+        return None
+
+    @staticmethod
+    def name(text: str) -> str | None:
+        for match in _NAME_PHRASE.finditer(text):
+            name = _clean_name(match.group(1))
+            if name:
+                return name
+        return None
+
+    def service(self, normalized: str) -> Service | None:
+        said = set(words(normalized))
+        if not said:
+            return None
+        best: tuple[int, Service] | None = None
+        for keys in self._services:
+            score = keys.score(said)
+            if score and (best is None or score > best[0]):
+                best = (score, keys.service)
+        return best[1] if best else None
+
+    def area(self, normalized: str) -> str | None:
+        exact = self._place_pattern.find(normalized)
+        if exact:
+            return exact[0]
+        tokens = normalized.split()
+        for size in (3, 2, 1):
+            for i in range(len(tokens) - size + 1):
+                gram = " ".join(tokens[i : i + size])
+                if len(gram) < 6:
+                    continue
+                for place, key in self._places:
+                    if abs(len(key) - len(gram)) <= 2 and fuzz.ratio(gram, key) >= FUZZY_PLACE:
+                        return place
+        return None
+
+    def budget(self, normalized: str, text: str) -> str | None:
+        amount: float | None = None
+        dollar = _DOLLAR.search(text)
+        if dollar:
+            amount = float(dollar.group(1).replace(".", ""))
+        else:
+            money = _MONEY.search(normalized_money(text))
+            if money:
+                amount = _amount(money.group(1), money.group(2))
+        if amount is None or amount < 1000 or amount > 10**10:
+            return None
+        return "$" + f"{int(amount):,}".replace(",", ".")
+
+
+def normalized_money(text: str) -> str:
+    """Folded text that keeps the characters of amounts ($ . ,)."""
+    return re.sub(r"\s+", " ", fold(text))
+
+
+def _amount(number: str, unit: str | None) -> float | None:
+    raw = number.replace("$", "").replace(" ", "")
+    if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", raw):
+        raw = raw.replace(".", "")
+    try:
+        value = float(raw.replace(",", "."))
+    except ValueError:
+        return None
+    multiplier = {"mil": 1e3, "lucas": 1e3, "k": 1e3, "millon": 1e6, "millones": 1e6}
+    return value * multiplier.get(unit or "", 1)
+
+
+@dataclass(frozen=True)
+class _ServiceKeys:
+    service: Service
+    head: str
+    keys: frozenset[str]
+
+    @classmethod
+    def of(cls, service: Service) -> _ServiceKeys:
+        name_words = [w for w in words(fold(service.name)) if len(w) >= 4]
+        extra = [w for w in words(fold(" ".join([service.id, *service.keywords]))) if len(w) >= 4]
+        head = name_words[0] if name_words else ""
+        return cls(service, head, frozenset(name_words + extra))
+
+    def score(self, said: set[str]) -> int:
+        total = 0
+        for key in self.keys:
+            if any(_same_word(word, key) for word in said):
+                total += HEAD_WEIGHT if key == self.head else 1
+        return total
+
+
+def _same_word(word: str, key: str) -> bool:
+    if word == key:
+        return True
+    if len(word) >= 6 and len(key) >= 6 and word[:6] == key[:6]:
+        return True  # inflection: "instalar" / "instalacion", "reparar" / "reparacion"
+    return len(word) >= 5 and abs(len(word) - len(key)) <= 2 and fuzz.ratio(word, key) >= FUZZY_WORD
+
+
+_RUT = re.compile(r"\d{1,2}\.?\d{3}\.?\d{3}\s?-\s?[\dkK]$")
+
+
+def _plausible(number: phonenumbers.PhoneNumber, raw: str) -> bool:
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    national = str(number.national_number)
+    return (
+        reason == phonenumbers.ValidationResult.IS_POSSIBLE
+        and len(set(national)) > 1
+        and not _RUT.search(raw.strip())  # a Chilean RUT with its check digit
+    )
+
+
+def _clean_name(raw: str) -> str | None:
+    kept: list[str] = []
+    for word in re.findall(r"[^\W\d_]+", raw):
+        folded = fold(word)
+        if folded in _NAME_STOP:
+            break
+        kept.append(word)
+        if len(kept) == 3:
+            break
+    if not kept or fold(kept[0]) in _NOT_NAMES or len(kept[0]) < 2:
+        return None
+    kept = [w for w in kept if fold(w) not in _NOT_NAMES] or []
+    if not kept:
+        return None
+    return " ".join(w[:1].upper() + w[1:].lower() for w in kept)
+
+
+def _title(text: str) -> str:
+    cleaned = re.sub(r"[^\w\s-]", "", text).strip()
+    return " ".join(w[:1].upper() + w[1:] for w in cleaned.split())[:60]
+
+
+def _region(business: BusinessConfig) -> str:
+    if business.business.country:
+        return business.business.country
+    phone = business.business.phone
+    if phone:
+        try:
+            region = phonenumbers.region_code_for_number(phonenumbers.parse(phone, None))
+        except phonenumbers.NumberParseException:
+            region = None
+        if region:
+            return str(region)
+    return DEFAULT_REGION
