@@ -81,6 +81,7 @@ class Settings:
     whatsapp_template_language: str = "es"
     whatsapp_template_params: tuple[str, ...] = ()
     scheduler_interval: float = 60 * SECONDS
+    daily_summary_at: str | None = "08:00"  # business time; None: no daily summary
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -181,6 +182,7 @@ def load_settings(
             "WHATSAPP_TEMPLATE_PARAMS", ("nombre", "servicio", "negocio")
         ),
         scheduler_interval=reader.duration("SCHEDULER_INTERVAL", 60 * SECONDS, low=0.05),
+        daily_summary_at=reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
@@ -297,6 +299,17 @@ class _Reader:
             # The value may hold a key (Slack puts one in the path): never echo it.
             self._problem(name, "must be an http(s) URL")
             return None
+        return raw
+
+    def time_or_off(self, name: str, default: str) -> str | None:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("off", "no", "false", "0"):
+            return None
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", raw):
+            self._problem(name, f"must be a time HH:MM or off, got {raw!r}")
+            return default
         return raw
 
     def names(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:

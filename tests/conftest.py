@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -41,6 +41,8 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
         "LOG_DIR": str(tmp_path / "logs"),
         "BUSINESS_CONFIG": str(ROOT / "config" / "business.json"),
         "SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"),
+        # Off unless a test is about it: it would otherwise depend on the hour tests run.
+        "DAILY_SUMMARY_AT": "off",
     }
     return load_settings({**base, **env}, env_file=tmp_path / "no.env")
 
@@ -56,6 +58,13 @@ async def running_suite(settings: Settings) -> AsyncIterator[tuple[Suite, httpx.
                 yield suite, client
             finally:
                 suite.shutdown()
+
+
+async def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:
+    """Liveness: `predicate` becomes true within `seconds` (generous; not a speed bound)."""
+    with trio.fail_after(seconds):
+        while not predicate():
+            await trio.sleep(0.05)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ DEFAULT_REGION = "CL"
 MAX_TEXT = 4000  # a longer text is read only this far (inputs are capped at 4,000 anyway)
 FUZZY_WORD = 86  # rapidfuzz ratio for a typo in one word ("acondisionado")
 FUZZY_PLACE = 90
-HEAD_WEIGHT = 3  # a service's first word ("Instalación", "Reparación") decides ties
+STRONG_WEIGHT = 3  # a service's head word, id or keyword, against 1 for other name words
 
 _EMAIL_CANDIDATE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NAME_PHRASE = re.compile(
@@ -252,22 +252,25 @@ def _amount(number: str, unit: str | None) -> float | None:
 @dataclass(frozen=True)
 class _ServiceKeys:
     service: Service
-    head: str
+    strong: frozenset[str]
     keys: frozenset[str]
 
     @classmethod
     def of(cls, service: Service) -> _ServiceKeys:
         name_words = [w for w in words(fold(service.name)) if len(w) >= 4]
-        extra = [w for w in words(fold(" ".join([service.id, *service.keywords]))) if len(w) >= 4]
-        head = name_words[0] if name_words else ""
-        return cls(service, head, frozenset(name_words + extra))
+        strong = {w for w in words(fold(" ".join([service.id, *service.keywords]))) if len(w) >= 4}
+        if name_words:
+            strong.add(name_words[0])  # the head: "Instalación", "Reparación"
+        return cls(service, frozenset(strong), frozenset(name_words) | strong)
 
     def score(self, said: set[str]) -> int:
+        """A strong word (the head, the id, a keyword) counts 3, another word of the name 1;
+        a service needs a strong word or two others ("aire acondicionado")."""
         total = 0
         for key in self.keys:
             if any(_same_word(word, key) for word in said):
-                total += HEAD_WEIGHT if key == self.head else 1
-        return total
+                total += STRONG_WEIGHT if key in self.strong else 1
+        return total if total >= 2 else 0
 
 
 def _same_word(word: str, key: str) -> bool:

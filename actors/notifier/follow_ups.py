@@ -29,7 +29,7 @@ from .hours import is_open
 log = logging.getLogger("notifier.follow_ups")
 
 WINDOW = timedelta(hours=24)
-SUMMARY_HOUR = 8
+SUMMARY_CATCH_UP = timedelta(hours=4)
 TEMPLATE = "template"
 Clock = Callable[[], datetime]
 
@@ -228,14 +228,18 @@ class FollowUps:
         )
 
     def summary(self, now: datetime) -> int | None:
-        """At 08:00 business time (or the first tick after), yesterday's leads by class and
-        channel and the follow-ups due: once a day."""
+        """At `DAILY_SUMMARY_AT` (08:00) business time, or the first run in the hours after
+        it (a restart in the morning still sends it; one in the evening does not), yesterday's
+        leads by class and channel and the follow-ups due: once a day."""
         owner = self.settings.owner_email or self.business.notifications.ownerEmail
-        if not (owner and self.settings.email_configured):
+        at = self.settings.daily_summary_at
+        if not (owner and self.settings.email_configured and at):
             return None
         zone = ZoneInfo(self.business.schedule.timezone)
         local = now.astimezone(zone)
-        if local.hour < SUMMARY_HOUR:
+        hour, minute = (int(part) for part in at.split(":"))
+        start = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if not start <= local < start + SUMMARY_CATCH_UP:
             return None
         key = f"summary:{local.date().isoformat()}"
         if owner_notifications.exists(self.db, key):

@@ -10,7 +10,7 @@ import trio
 
 from store import conversations, messages, outbox
 from store.db import Database, open_database
-from tests.conftest import KNOWN_SECRET, make_settings, running_suite
+from tests.conftest import KNOWN_SECRET, make_settings, running_suite, wait_for
 from tests.fakes.graph_server import Fail, FakeGraph
 from tests.fakes.openai_server import Answer, FakeOpenAI, lead_json
 from tests.meta import (
@@ -21,12 +21,6 @@ from tests.meta import (
     post_signed,
     whatsapp_text,
 )
-
-
-async def wait_for(predicate: Any, seconds: float = 10) -> None:
-    with trio.fail_after(seconds):
-        while not predicate():
-            await trio.sleep(0.05)
 
 
 def outbox_rows(db: Database | None) -> list[dict[str, Any]]:
