@@ -78,6 +78,24 @@ def cmd_check_config() -> int:
         webhooks = "webhook ready" if settings.meta_app_secret else "webhook needs META_APP_SECRET"
         state = f"configured, {webhooks}" if ready else f"not configured (needs {needs})"
         print(f"    {channel}: {state}")
+    owner = settings.owner_email or business.notifications.ownerEmail
+    if owner and settings.email_configured:
+        email = (
+            f"e-mail to {owner} via {settings.smtp_host}:{settings.smtp_port}"
+            f" ({settings.smtp_security})"
+        )
+    else:
+        email = (
+            "e-mail not configured (needs SMTP_HOST and OWNER_EMAIL or notifications.ownerEmail)"
+        )
+    hook = "webhook configured" if settings.webhook_url else "no webhook"  # never its URL
+    print(f"    owner alerts on {', '.join(business.notifications.notifyOn)}: {email}; {hook}")
+    rules = business.leadRules.followUps
+    template = settings.whatsapp_followup_template or "none (outside 24 h: skipped)"
+    print(
+        f"    follow-ups: hot after {rules.hotAfterHours:g} h, warm after"
+        f" {rules.warmAfterHours:g} h, at most {rules.maxCount}; WhatsApp template {template}"
+    )
     print(
         f"    database {settings.database_path}, logs {settings.log_dir}, "
         f"http://{settings.host}:{settings.port}, brain {brain}"

@@ -95,3 +95,48 @@ def test_bad_environment_is_reported_by_variable(tmp_path: Path) -> None:
     )
     assert r.returncode == 2
     assert "environment: PORT: must be a whole number, got 'http'" in r.stderr
+
+
+def test_owner_alerts_and_follow_ups_are_reported_without_secrets(tmp_path: Path) -> None:
+    hook = "https://hooks.slack.com/services/T000/B000/KNOWNhookKEY0123456789"
+    r = cli(
+        ["check-config"],
+        tmp_path,
+        BUSINESS_CONFIG=str(DATA / "legacy-business.json"),
+        EMAIL_USER="alertas@gmail.com",
+        EMAIL_PASS="KNOWN-app-password-0123",
+        WEBHOOK_URL=hook,
+        WHATSAPP_FOLLOWUP_TEMPLATE="seguimiento",
+    )
+    assert r.returncode == 0, r.stderr
+    # The original's EMAIL_USER alone meant Gmail: STARTTLS on 587.
+    assert (
+        "owner alerts on caliente, tibio: e-mail to ventas@sendspress.cl via"
+        " smtp.gmail.com:587 (starttls); webhook configured" in r.stdout
+    )
+    assert "follow-ups: hot after 12 h, warm after 24 h, at most 2;" in r.stdout
+    assert "KNOWN-app-password" not in r.stdout + r.stderr and "KNOWNhook" not in r.stdout
+
+
+def test_bad_lead_rules_and_alert_settings_name_their_fields(tmp_path: Path) -> None:
+    data = json.loads((DATA / "legacy-business.json").read_text())
+    data["leadRules"] = {"hotUrgency": ["ayer"], "followUps": {"maxCount": -1}}
+    broken = tmp_path / "business.json"
+    broken.write_text(json.dumps(data))
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=str(broken))
+    assert r.returncode == 2
+    assert f"{broken}: leadRules.hotUrgency: not a key of urgencyWords: ayer" in r.stderr
+    assert f"{broken}: leadRules.followUps.maxCount: Input should be greater than" in r.stderr
+    r = cli(
+        ["check-config"],
+        tmp_path,
+        BUSINESS_CONFIG=str(DATA / "legacy-business.json"),
+        SMTP_SECURITY="tls13",
+        OWNER_EMAIL="not-an-address",
+        WEBHOOK_URL="ftp://KNOWNhook",
+    )
+    assert r.returncode == 2
+    assert "SMTP_SECURITY: must be one of starttls, ssl, none, got 'tls13'" in r.stderr
+    assert "OWNER_EMAIL: must be an e-mail address" in r.stderr
+    assert "WEBHOOK_URL: must be an http(s) URL" in r.stderr and "KNOWNhook" not in r.stderr
+    assert "Traceback" not in r.stderr
