@@ -19,6 +19,7 @@ from .migrations import MIGRATIONS
 
 SECONDS_MS = 1000
 BUSY_TIMEOUT_MS = 5 * SECONDS_MS
+STATEMENT_CACHE = 1024
 
 Row = dict[str, Any]
 Params = Sequence[Any] | Mapping[str, Any]
@@ -107,7 +108,9 @@ class Database:
 def open_database(path: Path) -> Database:
     """Open (creating the folder), set the pragmas and apply pending migrations."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    connection = apsw.Connection(str(path))
+    # Every statement the suite runs stays prepared (apsw's default keeps 100, fewer than
+    # the suite's distinct statements: re-preparing cost up to 0.1 ms a query).
+    connection = apsw.Connection(str(path), statementcachesize=STATEMENT_CACHE)
     connection.set_busy_timeout(BUSY_TIMEOUT_MS)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")

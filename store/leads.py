@@ -153,6 +153,13 @@ def _add_identity(db: Database, kind: str, value: str, lead_id: int) -> None:
     )
 
 
+def _identity_owner(db: Database, kind: str, value: str) -> int | None:
+    found = db.scalar(
+        "SELECT lead_id FROM lead_identities WHERE kind = ? AND value = ?", (kind, value)
+    )
+    return None if found is None else int(found)
+
+
 def resolve(
     db: Database,
     conversation_id: int,
@@ -163,21 +170,23 @@ def resolve(
     """The lead of this conversation's person, linking by channel identity, phone or e-mail;
     leads found to be the same person are merged into the oldest. None: no lead yet."""
     with db.transaction():
-        found: dict[int, Lead] = {}
-        candidates = [for_conversation(db, conversation_id), by_identity(db, channel, external_key)]
+        current = for_conversation(db, conversation_id)
+        owners = {_identity_owner(db, channel, external_key)}
         if contact.phone:
-            candidates.append(by_identity(db, "phone", contact.phone))
+            owners.add(_identity_owner(db, "phone", contact.phone))
         if contact.email:
-            candidates.append(by_identity(db, "email", contact.email.lower()))
-        for lead in candidates:
-            if lead is not None:
-                found[lead.id] = lead
+            owners.add(_identity_owner(db, "email", contact.email.lower()))
+        owners.discard(None)
+        if current is not None and owners <= {current.id}:
+            if not owners:  # a conversation linked before identities existed
+                _add_identity(db, channel, external_key, current.id)
+            return current  # the usual turn: nothing to link
+        found = {i for i in owners if i is not None} | ({current.id} if current else set())
         if not found:
             return None
         keep = min(found)
-        for other in sorted(found):
-            if other != keep:
-                _merge(db, other, into=keep)
+        for other in sorted(found - {keep}):
+            _merge(db, other, into=keep)
         conversations.attach_lead(db, conversation_id, keep)
         _add_identity(db, channel, external_key, keep)
         return get(db, keep)
@@ -264,10 +273,13 @@ def apply(
                 lead.id,
             ),
         )
-        for kind, value in (("phone", result.fields.phone), ("email", result.fields.email)):
-            if value:
-                _add_identity(db, kind, value.lower() if kind == "email" else value, lead.id)
-        first = not db.scalar("SELECT 1 FROM lead_classifications WHERE lead_id = ?", (lead.id,))
+        if result.fields.phone and result.fields.phone != lead.fields.phone:
+            _add_identity(db, "phone", result.fields.phone, lead.id)
+        if result.fields.email and result.fields.email != lead.fields.email:
+            _add_identity(db, "email", result.fields.email.lower(), lead.id)
+        first = lead.score == 0 and not db.scalar(
+            "SELECT 1 FROM lead_classifications WHERE lead_id = ?", (lead.id,)
+        )
         if first or result.classification != lead.classification:
             db.execute(
                 "INSERT INTO lead_classifications (lead_id, classification, score, reasons,"
@@ -281,8 +293,17 @@ def apply(
                     now,
                 ),
             )
-        updated = get(db, lead.id)
-    assert updated is not None
+    updated = replace(
+        lead,
+        fields=result.fields,
+        budget=result.budget,
+        classification=result.classification,
+        score=result.score,
+        reasons=tuple(result.reasons),
+        signals=tuple(result.signals),
+        updated_at=now,
+        last_user_message_at=user_at or lead.last_user_message_at,
+    )
     return Change(updated, None if first else lead.classification)
 
 

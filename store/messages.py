@@ -217,7 +217,7 @@ def turn(db: Database, reply_id: int) -> Turn | None:
         "SELECT role, content, created_at FROM messages WHERE conversation_id = ? AND id <= ?"
         " AND id != ? AND (status IS NULL OR status != 'failed') ORDER BY id DESC LIMIT 40",
         (reply["conversation_id"], reply["reply_to"] or reply_id, reply_id),
-    ).fetchall()
+    )  # read lazily: it stops at the previous assistant line
     lines: list[tuple[str, str]] = []
     user_at: str | None = None
     for role, content, created_at in rows:

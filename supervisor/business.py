@@ -346,7 +346,9 @@ def _reason(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
 def fold(text: str) -> str:
     """Lower-case without accents: how we compare words a user types with config text."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))

@@ -19,7 +19,14 @@ import phonenumbers
 import trio
 
 from actors.lifecycle import cancel_when_set
-from actors.messages import LeadChanged, LeadView, NotifierNotice, TurnCompleted, TurnToClassify
+from actors.messages import (
+    LeadChanged,
+    LeadView,
+    NotifierNotice,
+    ReplyEvent,
+    TurnCompleted,
+    TurnToClassify,
+)
 from actors.owner_messages import Line, lead_alert, lead_event
 from store import conversations, leads, messages, owner_notifications
 from store.db import Database
@@ -75,24 +82,24 @@ class Classifier:
     def __init__(self, ctx: ClassifierContext) -> None:
         self.ctx = ctx
 
-    async def handle(self, notice: TurnToClassify) -> None:
+    def handle(self, notice: TurnToClassify, nursery: trio.Nursery) -> None:
+        """Classify now; tell a waiting web client in a task of its own, so a client slow to
+        read its stream never holds back the next turn."""
         try:
             lead = self.classify(notice.reply_id)
-            if notice.completed is not None and notice.reply_slot is not None:
-                view = await self._view(notice.completed, lead)
-                try:
-                    await notice.reply_slot.send(replace(notice.completed, lead=view))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass  # the web request gave up; the turn is stored
-        finally:
+        except BaseException:
             if notice.reply_slot is not None:
                 notice.reply_slot.close()
-
-    async def _view(self, completed: TurnCompleted, lead: Lead | None) -> LeadView:
+            raise
+        if notice.reply_slot is None:
+            return
+        if notice.completed is None:
+            notice.reply_slot.close()
+            return
         if lead is None:  # classified before (a repeated notice): what the store says
-            lead = leads.for_conversation(self.ctx.db, completed.conversation_id)
-        await trio.lowlevel.checkpoint()
-        return LeadView.of(lead, completed.lead.channel)
+            lead = leads.for_conversation(self.ctx.db, notice.completed.conversation_id)
+        view = LeadView.of(lead, notice.completed.lead.channel)
+        nursery.start_soon(_tell, notice.reply_slot, replace(notice.completed, lead=view))
 
     def classify(self, reply_id: int) -> Lead | None:
         """Classify one stored turn; None when it was already classified."""
@@ -132,7 +139,7 @@ class Classifier:
         if queued:
             notify = LeadChanged(change.lead.id, change.lead.classification)
             self._wake(notify)
-        return leads.get(db, change.lead.id)
+        return change.lead
 
     def _model_view(self, turn: Turn) -> tuple[LeadFields, str | None]:
         """The model's structured answer, each field checked as if a person typed it."""
@@ -260,6 +267,14 @@ def _whatsapp_phone(wa_id: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+async def _tell(slot: trio.MemorySendChannel[ReplyEvent], completed: TurnCompleted) -> None:
+    async with slot:
+        try:
+            await slot.send(completed)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the web request gave up; the turn is stored
+
+
 async def run(
     ctx: ClassifierContext,
     inbox: trio.MemoryReceiveChannel[TurnToClassify],
@@ -274,12 +289,14 @@ async def run(
         log.info("classifying %d turn(s) left from before", len(pending))
     await classifier.sweep()
     task_status.started()
-    with trio.CancelScope() as intake:
-        async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as intake:
             nursery.start_soon(cancel_when_set, stop, intake)
             while True:
+                notice: TurnToClassify | None = None
                 with trio.move_on_after(SWEEP_INTERVAL):
                     notice = await inbox.receive()
-                    await classifier.handle(notice)
-                    continue
-                await classifier.sweep()
+                if notice is None:
+                    await classifier.sweep()
+                else:
+                    classifier.handle(notice, nursery)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from store.leads import LeadFields
 from supervisor.business import BusinessConfig, Service, fold
@@ -79,7 +79,16 @@ class Extractor:
         self.region = _region(business)
         rules = business.leadRules
         self.urgency = PhraseSet.of(rules.urgencyWords)
-        self._services = [_ServiceKeys.of(s) for s in business.services]
+        # key -> [(service index, weight)]; first six letters -> keys; every key (fuzzy).
+        self._service_index: dict[str, list[tuple[int, int]]] = {}
+        for index, service in enumerate(business.services):
+            for key, weight in _service_keys(service).items():
+                self._service_index.setdefault(key, []).append((index, weight))
+        self._stems: dict[str, set[str]] = {}
+        for key in self._service_index:
+            if len(key) >= 6:
+                self._stems.setdefault(key[:6], set()).add(key)
+        self._service_keys = list(self._service_index)
         covered = [*business.coverage.communes, *business.coverage.regions]
         self._places: list[tuple[str, str]] = []  # (display name, normalized)
         seen: set[str] = set()
@@ -88,7 +97,7 @@ class Extractor:
             if key and key not in seen:
                 seen.add(key)
                 self._places.append((place, key))
-        self._place_words = {key: place for place, key in self._places}
+        self._place_keys = [key for _place, key in self._places]
         self._place_pattern = PhraseSet.of(
             {place: [place] for place, _key in self._places}, negatable=False
         )
@@ -193,15 +202,34 @@ class Extractor:
         return None
 
     def service(self, normalized: str) -> Service | None:
-        said = set(words(normalized))
-        if not said:
+        """The service whose words the text names best: a strong word (its first word, its
+        id, a keyword) counts 3, another word of its name 1; a service needs a strong word
+        or two others ("aire acondicionado"). A word matches a key exactly, by its first
+        six letters ("instalar" / "instalación"), or with a typo ("acondisionado")."""
+        matched: set[str] = set()
+        for word in set(words(normalized)):
+            if len(word) < 4:
+                continue
+            found = False
+            if word in self._service_index:
+                matched.add(word)
+                found = True
+            if len(word) >= 6 and word[:6] in self._stems:
+                matched |= self._stems[word[:6]]
+                found = True
+            if not found and len(word) >= 5:
+                for key, _score, _i in process.extract(
+                    word, self._service_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_WORD, limit=None
+                ):
+                    matched.add(key)
+        scores = [0] * len(self.business.services)
+        for key in matched:
+            for index, weight in self._service_index[key]:
+                scores[index] += weight
+        best = max(range(len(scores)), key=scores.__getitem__, default=None)
+        if best is None or scores[best] < 2:
             return None
-        best: tuple[int, Service] | None = None
-        for keys in self._services:
-            score = keys.score(said)
-            if score and (best is None or score > best[0]):
-                best = (score, keys.service)
-        return best[1] if best else None
+        return self.business.services[best]
 
     def area(self, normalized: str) -> str | None:
         exact = self._place_pattern.find(normalized)
@@ -213,9 +241,11 @@ class Extractor:
                 gram = " ".join(tokens[i : i + size])
                 if len(gram) < 6:
                     continue
-                for place, key in self._places:
-                    if abs(len(key) - len(gram)) <= 2 and fuzz.ratio(gram, key) >= FUZZY_PLACE:
-                        return place
+                hit = process.extractOne(
+                    gram, self._place_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_PLACE
+                )
+                if hit is not None:
+                    return self._places[hit[2]][0]
         return None
 
     def budget(self, normalized: str, text: str) -> str | None:
@@ -249,36 +279,15 @@ def _amount(number: str, unit: str | None) -> float | None:
     return value * multiplier.get(unit or "", 1)
 
 
-@dataclass(frozen=True)
-class _ServiceKeys:
-    service: Service
-    strong: frozenset[str]
-    keys: frozenset[str]
-
-    @classmethod
-    def of(cls, service: Service) -> _ServiceKeys:
-        name_words = [w for w in words(fold(service.name)) if len(w) >= 4]
-        strong = {w for w in words(fold(" ".join([service.id, *service.keywords]))) if len(w) >= 4}
-        if name_words:
-            strong.add(name_words[0])  # the head: "Instalación", "Reparación"
-        return cls(service, frozenset(strong), frozenset(name_words) | strong)
-
-    def score(self, said: set[str]) -> int:
-        """A strong word (the head, the id, a keyword) counts 3, another word of the name 1;
-        a service needs a strong word or two others ("aire acondicionado")."""
-        total = 0
-        for key in self.keys:
-            if any(_same_word(word, key) for word in said):
-                total += STRONG_WEIGHT if key in self.strong else 1
-        return total if total >= 2 else 0
-
-
-def _same_word(word: str, key: str) -> bool:
-    if word == key:
-        return True
-    if len(word) >= 6 and len(key) >= 6 and word[:6] == key[:6]:
-        return True  # inflection: "instalar" / "instalacion", "reparar" / "reparacion"
-    return len(word) >= 5 and abs(len(word) - len(key)) <= 2 and fuzz.ratio(word, key) >= FUZZY_WORD
+def _service_keys(service: Service) -> dict[str, int]:
+    """The words that name a service, with their weight (3 strong, 1 other)."""
+    name_words = [w for w in words(fold(service.name)) if len(w) >= 4]
+    keys = {w: 1 for w in name_words}
+    strong = {w for w in words(fold(" ".join([service.id, *service.keywords]))) if len(w) >= 4}
+    if name_words:
+        strong.add(name_words[0])  # the head: "Instalación", "Reparación"
+    keys.update({w: STRONG_WEIGHT for w in strong})
+    return keys
 
 
 _RUT = re.compile(r"\d{1,2}\.?\d{3}\.?\d{3}\s?-\s?[\dkK]$")
