@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,13 @@ Params = Sequence[Any] | Mapping[str, Any]
 
 def utc_now() -> str:
     """Timestamps are ISO-8601 UTC text with milliseconds: sortable and portable."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_after(0)
+
+
+def utc_after(seconds: float) -> str:
+    """The timestamp `seconds` from now (a retry time)."""
+    at = datetime.now(UTC) + timedelta(seconds=seconds)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import apsw
 
-from .db import Database, utc_now
+from .db import Database, utc_after, utc_now
 
 
 @dataclass(frozen=True)
@@ -125,11 +124,7 @@ def mark_failed(db: Database, item_id: int, reason: str, *, status: str = "faile
 
 
 def schedule_retry(db: Database, item_id: int, reason: str, delay_seconds: float) -> None:
-    at = (
-        (datetime.now(UTC) + timedelta(seconds=delay_seconds))
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    at = utc_after(delay_seconds)
     db.execute(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, error = ?,"
         " updated_at = ? WHERE id = ?",

@@ -8,10 +8,9 @@ mid-attempt and may have gone out: it is sent again (at most one duplicate) and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .db import Database, utc_now
+from .db import Database, utc_after, utc_now
 
 
 @dataclass(frozen=True)
@@ -111,11 +110,7 @@ def mark_failed(db: Database, item_id: int, reason: str) -> None:
 
 
 def schedule_retry(db: Database, item_id: int, reason: str, delay_seconds: float) -> None:
-    at = (
-        (datetime.now(UTC) + timedelta(seconds=delay_seconds))
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
+    at = utc_after(delay_seconds)
     db.execute(
         "UPDATE owner_notifications SET status = 'pending', attempts = attempts + 1,"
         " next_attempt_at = ?, error = ?, updated_at = ? WHERE id = ?",

@@ -45,14 +45,7 @@ log = logging.getLogger("classifier")
 SECONDS = 1.0
 SWEEP_INTERVAL = 5 * SECONDS
 ALERT_LINES = 6  # last messages quoted in an alert
-MODEL_KEYS = {
-    "nombre": "name",
-    "telefono": "phone",
-    "email": "email",
-    "servicio": "service",
-    "comuna": "area",
-    "urgencia": "urgency",
-}
+MODEL_FIELDS = ("name", "phone", "email", "service", "area", "urgency")
 
 
 @dataclass
@@ -151,10 +144,8 @@ class Classifier:
             return LeadFields(), None
         if not isinstance(data, dict):
             return LeadFields(), None
-        raw = {
-            ours: str(data.get(theirs) or data.get(ours) or "").strip()[:200]
-            for theirs, ours in MODEL_KEYS.items()
-        }
+        # The conversation actor stored the brain's LeadFields by their names.
+        raw = {name: str(data.get(name) or "").strip()[:200] for name in MODEL_FIELDS}
         x = self.ctx.extractor
         service = x.service(normalize(raw["service"])) if raw["service"] else None
         fields = LeadFields(
