@@ -64,7 +64,7 @@ class OfflineBrain:
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
         lead = self.extract(turn.history, turn.known)
-        text = self.compose(turn.history, lead)
+        text = self.compose(turn.history, lead, turn.known)
         if on_chunk is not None:
             words = text.split(" ")
             for i in range(0, len(words), CHUNK_WORDS):
@@ -98,7 +98,11 @@ class OfflineBrain:
 
     # -- answering ---------------------------------------------------------------------------
 
-    def compose(self, history: tuple[ChatLine, ...], lead: LeadFields) -> str:
+    def compose(
+        self, history: tuple[ChatLine, ...], lead: LeadFields, known: LeadFields | None = None
+    ) -> str:
+        """Greet, answer what was asked, then ask for the next missing field; once the lead
+        is complete, sum it up once and keep answering (never a fixed "already saved")."""
         last = next((line.content for line in reversed(history) if line.role == "user"), "")
         folded = fold(last)
         first_turn = not any(line.role == "assistant" for line in history)
@@ -113,9 +117,28 @@ class OfflineBrain:
             if lead.name and missing == "phone" and not parts:
                 parts.append(f"Gracias, {lead.name.split()[0]}.")
             parts.append(self.questions[missing])
-        else:
+        elif known is None or any(not getattr(known, f) for f in FIELD_ORDER):
             parts.append(self._summary(lead))
+        elif parts:
+            parts.append(self._anything_else())
+        else:
+            parts.append(self._already_noted(lead))
         return " ".join(parts)
+
+    def _anything_else(self) -> str:
+        you = "te" if self.business.conversationStyle.formality == "tú" else "le"
+        return f"¿Hay algo más en que {you} pueda ayudar?"
+
+    def _already_noted(self, lead: LeadFields) -> str:
+        usted = self.business.conversationStyle.formality == "usted"
+        contact = f" al {lead.phone}" if lead.phone else ""
+        return (
+            f"Con gusto. Ya tenemos su solicitud de {lead.service} y un asesor lo contactará"
+            f"{contact}. ¿Hay algo más en que le pueda ayudar?"
+            if usted
+            else f"Con gusto. Ya tenemos tu solicitud de {lead.service} y un asesor te contactará"
+            f"{contact}. ¿Hay algo más en que te pueda ayudar?"
+        )
 
     def _greeting(self) -> str:
         b = self.business.business

@@ -82,8 +82,13 @@ async def test_offline_brain_walks_the_fields_in_order(tmp_path: Path) -> None:
         }
         assert done["conversacionCompleta"] is True
         # The conversation goes on after the lead is complete: questions still get answers.
+        assert "registré tu solicitud" in str(done["respuesta"])  # summed up once
         after = await say("¿qué medios de pago aceptan?")
         assert "Transferencia bancaria" in str(after["respuesta"])
+        assert "registré" not in str(after["respuesta"])
+        thanks = str((await say("gracias"))["respuesta"])
+        assert thanks.startswith("Con gusto. Ya tenemos tu solicitud de Instalación")
+        assert after["lead"] == lead  # the lead stays as it was
 
 
 async def test_session_id_is_optional_and_issued_by_the_server(tmp_path: Path) -> None:
