@@ -232,8 +232,22 @@ INSERT OR IGNORE INTO lead_identities (kind, value, lead_id, created_at)
     WHERE c.lead_id IS NOT NULL;
 """
 
+V4_BACKUPS = """
+-- Every backup attempt: when, the file (name only), size, how long, and ok or the error.
+CREATE TABLE backups (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    path TEXT,
+    size_bytes INTEGER NOT NULL DEFAULT 0,
+    duration_ms INTEGER NOT NULL DEFAULT 0,
+    ok INTEGER NOT NULL,
+    error TEXT
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
     V3_LEADS_CLASSIFIER_ALERTS_FOLLOW_UPS,
+    V4_BACKUPS,
 )

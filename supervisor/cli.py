@@ -8,8 +8,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 import trio
+
+from store import backups
+from store.backups import BackupError
+from store.db import open_database
 
 from .business import BusinessConfig
 from .errors import ConfigProblem, SupervisorGaveUp
@@ -23,6 +29,7 @@ log = logging.getLogger("cli")
 EXIT_OK = 0
 EXIT_GAVE_UP = 1
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,10 +39,63 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the suite (HTTP on HOST:PORT)")
     commands.add_parser("check-config", help="validate settings, business.json and the prompt")
+    commands.add_parser("backup", help="take a backup now (also while the suite runs)")
+    restore = commands.add_parser("restore", help="restore the database from a backup file")
+    restore.add_argument("file", type=Path, help="a backup (leads-YYYYMMDD-HHMMSS.db)")
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return cmd_check_config()
+    if args.command == "backup":
+        return cmd_backup()
+    if args.command == "restore":
+        return cmd_restore(args.file)
     return cmd_run()
+
+
+def _settings_only() -> Settings | int:
+    try:
+        return load_settings()
+    except ConfigProblem as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+
+
+def cmd_backup() -> int:
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return settings
+    if not settings.database_path.exists():
+        print(f"ia-comercial: {settings.database_path}: no such database", file=sys.stderr)
+        return EXIT_CONFIG
+    result = backups.take(settings.database_path, settings.backup_dir)
+    db = open_database(settings.database_path)
+    try:
+        backups.record(db, result)
+    finally:
+        db.close()
+    if not result.ok:
+        print(f"ia-comercial: backup failed: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    removed = backups.prune(settings.backup_dir, settings.backup_keep_days, datetime.now(UTC))
+    print(
+        f"backup {result.path} ({result.size_bytes} bytes, {result.duration_ms} ms,"
+        f" integrity ok); {len(removed)} old backup(s) removed"
+    )
+    return EXIT_OK
+
+
+def cmd_restore(file: Path) -> int:
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return settings
+    try:
+        kept = backups.restore(settings.database_path, file)
+    except BackupError as exc:
+        print(f"ia-comercial: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    aside = f"; the replaced database is kept as {kept}" if kept else ""
+    print(f"restored {settings.database_path} from {file}{aside}")
+    return EXIT_OK
 
 
 def _load() -> tuple[Settings, BusinessConfig, str] | int:
@@ -108,6 +168,12 @@ def cmd_run() -> int:
     if isinstance(loaded, int):
         return loaded
     settings, business, rules = loaded
+    try:
+        with backups.held(settings.database_path):
+            pass  # the suite takes the claim for good once it runs
+    except BackupError as exc:
+        print(f"ia-comercial: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     setup_logging(settings.log_dir, settings.log_level, settings.secrets())
     notifier = SystemdNotifier()
     try:

@@ -82,6 +82,8 @@ class Settings:
     whatsapp_template_params: tuple[str, ...] = ()
     scheduler_interval: float = 60 * SECONDS
     daily_summary_at: str | None = "08:00"  # business time; None: no daily summary
+    backup_time: str | None = "03:00"  # business time; None: no scheduled backup
+    backup_keep_days: int = 7
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -183,6 +185,8 @@ def load_settings(
         ),
         scheduler_interval=reader.duration("SCHEDULER_INTERVAL", 60 * SECONDS, low=0.05),
         daily_summary_at=reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
+        backup_time=reader.time_or_off("BACKUP_TIME", "03:00"),
+        backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
         env_file=env_path if from_file else None,
     )
     if reader.problems:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
+from datetime import datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,13 +19,13 @@ from pathlib import Path
 import openai
 import trio
 
-from actors import classifier, conversation, ingress, notifier
+from actors import backup, classifier, conversation, ingress, notifier
 from actors.conversation.brain import Brain
 from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
 from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
-from store import maintenance
+from store import backups, maintenance
 from store.db import Database, open_database, utc_now
 
 from .business import BusinessConfig, load_business
@@ -110,6 +111,7 @@ class Suite:
         self.checkpoints = maintenance.CheckpointStatistics()
         self.llm_stats = LLMStatistics()
         self.classifier_stats = classifier.ClassifierStatistics()
+        self.backup_stats = backup.BackupStatistics()
         self.clock = notifier.system_clock  # tests move time for follow-ups
         self.conversation_ctx: conversation.ConversationContext | None = None
 
@@ -137,10 +139,21 @@ class Suite:
             if self.conversation_ctx
             else None,
             "llm": None if self.settings.offline else asdict(self.llm_stats),
+            "backup": asdict(self.backup_stats),
             "classifier": asdict(self.classifier_stats),
             "notifier": asdict(self.notifier_stats),
             "store": asdict(self.checkpoints),
         }
+
+    def problems(self) -> list[str]:
+        """What makes the suite `degraded` besides its actors (for /health/detailed)."""
+        if self.db is None or self.settings.backup_time is None:
+            return []
+        started = datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        return backup.backup_health(self.db, self.clock(), started)
+
+    def last_backup(self) -> dict[str, object] | None:
+        return backups.last(self.db) if self.db is not None else None
 
     @property
     def url(self) -> str:
@@ -154,6 +167,11 @@ class Suite:
             self.supervisor.shutdown()
 
     async def run(self, *, task_status: trio.TaskStatus[Suite] = trio.TASK_STATUS_IGNORED) -> None:
+        # One suite per database file: `restore` and a second instance see the claim.
+        with backups.held(self.settings.database_path):
+            await self._run(task_status)
+
+    async def _run(self, task_status: trio.TaskStatus[Suite]) -> None:
         self.db = open_database(self.settings.database_path)
         try:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
@@ -195,6 +213,13 @@ class Suite:
             stats=self.notifier_stats,
             clock=lambda: self.clock(),
         )
+        backup_ctx = backup.BackupContext(
+            db=db,
+            settings=self.settings,
+            business=self.business,
+            stats=self.backup_stats,
+            clock=lambda: self.clock(),
+        )
         classifier_ctx = classifier.ClassifierContext(
             db=db,
             business=self.business,
@@ -217,6 +242,13 @@ class Suite:
                 Restart.PERMANENT,
                 # A checkpoint in a thread cannot be cancelled: give it time to end.
                 shutdown_timeout=30 * SECONDS,
+            ),
+            ChildSpec(
+                "backup",
+                partial(backup.run, backup_ctx),
+                Restart.PERMANENT,
+                # A backup in a thread cannot be cancelled: give it time to end.
+                shutdown_timeout=60 * SECONDS,
             ),
             ChildSpec(
                 "notifier",

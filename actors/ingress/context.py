@@ -31,6 +31,10 @@ class SuiteStatus(Protocol):
 
     def work(self) -> dict[str, object]: ...
 
+    def problems(self) -> list[str]: ...
+
+    def last_backup(self) -> dict[str, object] | None: ...
+
 
 @dataclass
 class IngressContext:

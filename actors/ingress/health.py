@@ -21,10 +21,21 @@ from .responses import json_response
 
 def store_report(ctx: IngressContext) -> dict[str, Any]:
     stats = ctx.db.statistics()
+    last = ctx.suite.last_backup()
     return {
         "schemaVersion": stats.schema_version,
         "sizeBytes": stats.size_bytes,
         "walBytes": stats.wal_bytes,
+        "lastBackup": None
+        if last is None
+        else {
+            "at": last["at"],
+            "file": last["path"],
+            "sizeBytes": last["size_bytes"],
+            "durationMs": last["duration_ms"],
+            "ok": bool(last["ok"]),
+            "error": last["error"],
+        },
     }
 
 
@@ -77,7 +88,8 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
     async def detailed() -> Response:
         actors = ctx.suite.actors()
         failing = [a.name for a in actors if a.state in (ActorState.FAILED, ActorState.BACKING_OFF)]
-        status = "ok" if ctx.suite.ready and not failing else "degraded"
+        problems = ctx.suite.problems()
+        status = "ok" if ctx.suite.ready and not failing and not problems else "degraded"
         with process.oneshot():
             memory = process.memory_info()
             proc: dict[str, Any] = {
@@ -88,7 +100,7 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
             }
         report = {
             "status": status,
-            "reasons": [f"actor {name} no está en marcha" for name in failing],
+            "reasons": [f"actor {name} no está en marcha" for name in failing] + problems,
             "version": ctx.suite.version,
             "startedAt": ctx.suite.started_at,
             "uptimeSeconds": round(time.time() - process.create_time(), 3),

@@ -193,12 +193,13 @@ async def test_health_endpoints(tmp_path: Path) -> None:
         assert detailed["status"] == "ok"
         assert {a["name"]: a["state"] for a in detailed["actors"]} == {
             "store": "running",
+            "backup": "running",
             "notifier": "running",
             "classifier": "running",
             "conversation": "running",
             "ingress": "running",
         }
-        assert detailed["store"]["schemaVersion"] == 3
+        assert detailed["store"]["schemaVersion"] == 4
         assert detailed["store"]["sizeBytes"] > 0
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"
