@@ -82,6 +82,7 @@ def integrity_problem(path: Path) -> str | None:
         return "no existe"
     try:
         connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        connection.set_busy_timeout(BUSY_TIMEOUT_MS)
         try:
             rows = [str(r[0]) for r in connection.execute("PRAGMA integrity_check")]
         finally:

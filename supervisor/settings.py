@@ -84,6 +84,7 @@ class Settings:
     daily_summary_at: str | None = "08:00"  # business time; None: no daily summary
     backup_time: str | None = "03:00"  # business time; None: no scheduled backup
     backup_keep_days: int = 7
+    metrics_token: str | None = None
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -122,6 +123,7 @@ class Settings:
             self.instagram_verify_token,
             self.smtp_password,
             self.webhook_url,  # Slack and similar put their key in the URL
+            self.metrics_token,
         )
         return tuple(s for s in candidates if s)
 
@@ -187,6 +189,7 @@ def load_settings(
         daily_summary_at=reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
         backup_time=reader.time_or_off("BACKUP_TIME", "03:00"),
         backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
+        metrics_token=reader.optional("METRICS_TOKEN"),
         env_file=env_path if from_file else None,
     )
     if reader.problems:

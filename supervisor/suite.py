@@ -138,12 +138,43 @@ class Suite:
             "conversation": asdict(self.conversation_ctx.statistics())
             if self.conversation_ctx
             else None,
-            "llm": None if self.settings.offline else asdict(self.llm_stats),
+            "llm": self.llm_report(),
             "backup": asdict(self.backup_stats),
             "classifier": asdict(self.classifier_stats),
             "notifier": asdict(self.notifier_stats),
             "store": asdict(self.checkpoints),
         }
+
+    def llm_report(self) -> dict[str, object]:
+        stats = self.llm_stats
+        return {
+            "configured": not self.settings.offline,
+            "model": None if self.settings.offline else self.settings.openai_model,
+            "calls": stats.calls,
+            "errors": stats.errors,
+            "retries": stats.retries,
+            "repairs": stats.repairs,
+            "promptTokens": stats.prompt_tokens,
+            "completionTokens": stats.completion_tokens,
+            **stats.latency.percentiles(),
+            "lastError": stats.last_error,
+        }
+
+    def queues(self) -> dict[str, dict[str, int]]:
+        """The supervisor's memory channels: what waits in each (for /health/detailed)."""
+        report = {}
+        for name, channel in (
+            ("inbox", self.inbox_send),
+            ("classify", self.classify_send),
+            ("notifier", self.notices_send),
+        ):
+            stats = channel.statistics()
+            report[name] = {
+                "buffered": stats.current_buffer_used,
+                "capacity": int(stats.max_buffer_size),
+                "sendersWaiting": stats.tasks_waiting_send,
+            }
+        return report
 
     def problems(self) -> list[str]:
         """What makes the suite `degraded` besides its actors (for /health/detailed)."""

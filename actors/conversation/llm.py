@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from actors.latency import Latencies
 from store.leads import CLASSIFICATIONS, LeadFields
 
 from .brain import BrainReply, BrainTurn, OnChunk
@@ -54,6 +55,9 @@ class LLMStatistics:
     retries: int = 0
     repairs: int = 0
     last_error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency: Latencies = field(default_factory=Latencies)
 
 
 class OpenAIBrain:
@@ -94,6 +98,8 @@ class OpenAIBrain:
             usage = (usage[0] + more[0], usage[1] + more[1])
             parsed = parse_answer(raw)
         text, lead, classification = parsed
+        self.stats.prompt_tokens += usage[0]
+        self.stats.completion_tokens += usage[1]
         return BrainReply(
             text=text,
             lead=lead,
@@ -130,6 +136,12 @@ class OpenAIBrain:
         self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
     ) -> tuple[str, tuple[int, int]]:
         self.stats.calls += 1
+        with self.stats.latency.timing():
+            return await self._post(messages, on_chunk)
+
+    async def _post(
+        self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
+    ) -> tuple[str, tuple[int, int]]:
         try:
             if on_chunk is None:
                 # The client's own POST (its auth, timeouts and error mapping) with a body we

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from .chat import create_chat_blueprint
 from .context import IngressContext
 from .health import create_health_blueprint
+from .metrics import Metrics
 from .responses import error_response, json_response
 from .webhooks import create_webhooks_blueprint
 
@@ -36,6 +37,9 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     app.register_blueprint(create_chat_blueprint(ctx))
     app.register_blueprint(create_health_blueprint(ctx))
     app.register_blueprint(create_webhooks_blueprint(ctx))
+    metrics = Metrics(ctx)
+    metrics.instrument(app)
+    app.register_blueprint(metrics.blueprint())
 
     @app.get("/")
     async def index() -> Response:

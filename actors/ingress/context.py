@@ -7,6 +7,7 @@ from typing import Protocol
 
 import trio
 
+from actors.conversation.llm import LLMStatistics
 from actors.messages import InboundMessage
 from store.db import Database
 from supervisor.business import BusinessConfig
@@ -19,6 +20,7 @@ class SuiteStatus(Protocol):
 
     version: str
     started_at: str
+    llm_stats: LLMStatistics
 
     def is_running(self, name: str) -> bool: ...
 
@@ -32,6 +34,10 @@ class SuiteStatus(Protocol):
     def work(self) -> dict[str, object]: ...
 
     def problems(self) -> list[str]: ...
+
+    def queues(self) -> dict[str, dict[str, int]]: ...
+
+    def llm_report(self) -> dict[str, object]: ...
 
     def last_backup(self) -> dict[str, object] | None: ...
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
+import apsw
 import psutil
 from quart import Blueprint, Response
 
@@ -63,10 +65,36 @@ def channels_report(ctx: IngressContext) -> dict[str, Any]:
     return report
 
 
+# The seed architecture's alert thresholds: over them, a warning (the suite still works).
+THRESHOLDS = {"cpuPercent": 70.0, "memoryPercent": 80.0, "diskPercent": 80.0}
+WARNING_TEXT = {
+    "cpuPercent": "CPU del servidor sobre {limit:g} %",
+    "memoryPercent": "memoria del servidor sobre {limit:g} %",
+    "diskPercent": "disco de la base de datos sobre {limit:g} %",
+}
+
+
+def system_report(ctx: IngressContext) -> tuple[dict[str, float], list[str]]:
+    folder = Path(ctx.settings.database_path).resolve().parent
+    system = {
+        "cpuPercent": psutil.cpu_percent(None),
+        "memoryPercent": psutil.virtual_memory().percent,
+        "diskPercent": psutil.disk_usage(str(folder)).percent,
+        "loadAverage1m": os.getloadavg()[0],
+    }
+    warnings = [
+        WARNING_TEXT[key].format(limit=limit)
+        for key, limit in THRESHOLDS.items()
+        if system[key] > limit
+    ]
+    return system, warnings
+
+
 def create_health_blueprint(ctx: IngressContext) -> Blueprint:
     bp = Blueprint("health", __name__)
     process = psutil.Process(os.getpid())
-    process.cpu_percent(None)  # prime the CPU sampler
+    process.cpu_percent(None)  # prime the CPU samplers
+    psutil.cpu_percent(None)
     redact = Redactor(ctx.settings.secrets())
 
     @bp.get("/health")
@@ -87,9 +115,23 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
     @bp.get("/health/detailed")
     async def detailed() -> Response:
         actors = ctx.suite.actors()
-        failing = [a.name for a in actors if a.state in (ActorState.FAILED, ActorState.BACKING_OFF)]
-        problems = ctx.suite.problems()
-        status = "ok" if ctx.suite.ready and not failing and not problems else "degraded"
+        down = [a.name for a in actors if a.state == ActorState.FAILED]
+        restarting = [a.name for a in actors if a.state == ActorState.BACKING_OFF]
+        problems = [f"actor {name} detenido tras fallar" for name in down]
+        problems += [f"actor {name} reiniciándose" for name in restarting]
+        try:
+            ctx.db.scalar("SELECT 1")
+            store_ok = True
+        except apsw.Error as exc:
+            store_ok = False
+            problems.append(f"la base de datos no responde ({type(exc).__name__})")
+        problems += ctx.suite.problems()
+        if down or not store_ok:
+            status = "failing"
+        elif problems or not ctx.suite.ready:
+            status = "degraded"
+        else:
+            status = "ok"
         with process.oneshot():
             memory = process.memory_info()
             proc: dict[str, Any] = {
@@ -97,10 +139,13 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
                 "rssBytes": memory.rss,
                 "cpuPercent": process.cpu_percent(None),
                 "threads": process.num_threads(),
+                "openFiles": process.num_fds(),
+                "uptimeSeconds": round(time.time() - process.create_time(), 3),
             }
+        system, warnings = system_report(ctx)
         report = {
             "status": status,
-            "reasons": [f"actor {name} no está en marcha" for name in failing] + problems,
+            "reasons": problems,
             "version": ctx.suite.version,
             "startedAt": ctx.suite.started_at,
             "uptimeSeconds": round(time.time() - process.create_time(), 3),
@@ -125,10 +170,14 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
                 }
                 for a in actors
             ],
+            "warnings": warnings,
+            "queues": ctx.suite.queues(),
             "store": store_report(ctx),
+            "llm": ctx.suite.llm_report(),
             "channels": channels_report(ctx),
             "work": ctx.suite.work(),
             "process": proc,
+            "system": system,
         }
         # An error message could quote a credential; health output never does.
         return Response(

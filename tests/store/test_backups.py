@@ -16,6 +16,7 @@ from store.db import open_database
 
 def count(path: Path) -> int:
     connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    connection.set_busy_timeout(5000)  # a reader can meet the writer's WAL reset
     try:
         return int(connection.execute("SELECT count(*) FROM messages").fetchone()[0])
     finally:

@@ -1,0 +1,163 @@
+"""`/metrics` in Prometheus text format (prometheus-client), one registry per suite.
+
+HTTP requests are counted and timed as they happen; everything else is read when scraped,
+from the store (the truth) and the suite's counters: messages by channel and direction,
+leads by class and channel, LLM calls/errors/tokens/latency, actor restarts, outbox and
+owner-notification queues, backup age. With `METRICS_TOKEN` set, a scrape must send it as
+a bearer token."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from quart import Blueprint, Quart, Response, g, request
+
+from store import backups
+from supervisor.supervisor import ActorState
+
+from .context import IngressContext
+from .responses import error_response
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class StoreCollector(Collector):
+    """Families read at scrape time from the store and the suite's counters."""
+
+    def __init__(self, ctx: IngressContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Metric]:
+        db, suite = self.ctx.db, self.ctx.suite
+        messages = CounterMetricFamily(
+            "ia_messages",
+            "Messages stored, by channel and direction",
+            labels=["channel", "direction"],
+        )
+        for channel, role, n in db.connection.execute(
+            "SELECT channel, role, count(*) FROM messages GROUP BY channel, role"
+        ):
+            direction = "in" if role == "user" else "out"
+            messages.add_metric([str(channel), direction], float(str(n)))
+        yield messages
+
+        leads = GaugeMetricFamily(
+            "ia_leads", "Leads by class and channel", labels=["classification", "channel"]
+        )
+        for klass, channel, n in db.connection.execute(
+            "SELECT classification, channel, count(*) FROM leads GROUP BY classification, channel"
+        ):
+            leads.add_metric([str(klass), str(channel)], float(str(n)))
+        yield leads
+
+        outbox = GaugeMetricFamily(
+            "ia_outbox", "Sends to WhatsApp/Instagram by state", labels=["channel", "status"]
+        )
+        for channel, status, n in db.connection.execute(
+            "SELECT channel, status, count(*) FROM outbox WHERE status IN ('pending', 'failed')"
+            " GROUP BY channel, status"
+        ):
+            outbox.add_metric([str(channel), str(status)], float(str(n)))
+        yield outbox
+
+        owner = GaugeMetricFamily(
+            "ia_owner_notifications",
+            "E-mails and webhooks to the owner by state",
+            labels=["status"],
+        )
+        for status, n in db.connection.execute(
+            "SELECT status, count(*) FROM owner_notifications GROUP BY status"
+        ):
+            owner.add_metric([str(status)], float(str(n)))
+        yield owner
+
+        llm = suite.llm_stats
+        yield CounterMetricFamily("ia_llm_calls", "LLM calls (attempts)", value=llm.calls)
+        yield CounterMetricFamily("ia_llm_errors", "LLM answers given up", value=llm.errors)
+        tokens = CounterMetricFamily("ia_llm_tokens", "LLM tokens used", labels=["kind"])
+        tokens.add_metric(["prompt"], llm.prompt_tokens)
+        tokens.add_metric(["completion"], llm.completion_tokens)
+        yield tokens
+        latency = HistogramMetricFamily("ia_llm_latency_seconds", "LLM call latency")
+        latency.add_metric([], llm.latency.cumulative(), sum_value=llm.latency.total)
+        yield latency
+
+        restarts = CounterMetricFamily(
+            "ia_actor_restarts", "Restarts of each actor", labels=["actor"]
+        )
+        up = GaugeMetricFamily("ia_actor_up", "1 when the actor is running", labels=["actor"])
+        for actor in suite.actors():
+            restarts.add_metric([actor.name], actor.restarts)
+            up.add_metric([actor.name], 1.0 if actor.state == ActorState.RUNNING else 0.0)
+        yield restarts
+        yield up
+
+        last_good = backups.last_good_at(db)
+        if last_good is not None:
+            at = datetime.fromisoformat(last_good.replace("Z", "+00:00"))
+            yield GaugeMetricFamily(
+                "ia_backup_age_seconds",
+                "Seconds since the last good backup",
+                value=(datetime.now(UTC) - at).total_seconds(),
+            )
+
+
+class Metrics:
+    def __init__(self, ctx: IngressContext) -> None:
+        self.ctx = ctx
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "ia_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ia_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(StoreCollector(ctx))
+
+    def instrument(self, app: Quart) -> None:
+        @app.before_request
+        async def started() -> None:
+            g.metrics_started = time.perf_counter()
+
+        @app.after_request
+        async def observed(response: Response) -> Response:
+            # The route's pattern, never the raw path: ids would make endless series.
+            route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            self.requests.labels(route, request.method, str(response.status_code)).inc()
+            began = getattr(g, "metrics_started", None)
+            if began is not None:
+                self.latency.labels(route).observe(time.perf_counter() - began)
+            return response
+
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("metrics", __name__)
+        token = self.ctx.settings.metrics_token
+
+        @bp.get("/metrics")
+        async def metrics() -> Response:
+            if token:
+                given = request.headers.get("Authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                    return error_response(401, "Falta el token de métricas (METRICS_TOKEN)")
+            return Response(generate_latest(self.registry), content_type=CONTENT_TYPE)
+
+        return bp
