@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -17,12 +18,15 @@ from store import backups
 from store.backups import BackupError
 from store.db import open_database
 
+from . import control, logview
 from .business import BusinessConfig
 from .errors import ConfigProblem, SupervisorGaveUp
 from .logs import setup_logging
 from .settings import Settings, load_settings
-from .suite import Suite, check_config
 from .systemd import SystemdNotifier
+
+if TYPE_CHECKING:
+    from .suite import Suite
 
 log = logging.getLogger("cli")
 
@@ -42,7 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("backup", help="take a backup now (also while the suite runs)")
     restore = commands.add_parser("restore", help="restore the database from a backup file")
     restore.add_argument("file", type=Path, help="a backup (leads-YYYYMMDD-HHMMSS.db)")
+    commands.add_parser("status", help="the running suite's actors, like `pm2 list`")
+    restart_actor = commands.add_parser("restart", help="restart one actor of the running suite")
+    restart_actor.add_argument("actor", help="store, backup, notifier, classifier, ...")
+    logs = commands.add_parser("logs", help="show the log files readably, like `pm2 logs`")
+    logs.add_argument("--errors", action="store_true", help="error.log only")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (50)")
     args = parser.parse_args(argv)
+    if args.command == "status":
+        return cmd_status()
+    if args.command == "restart":
+        return cmd_restart(args.actor)
+    if args.command == "logs":
+        return cmd_logs(errors=args.errors, follow=args.follow, lines=args.lines)
     if args.command == "check-config":
         return cmd_check_config()
     if args.command == "backup":
@@ -84,6 +101,76 @@ def cmd_backup() -> int:
     return EXIT_OK
 
 
+def _ask(message: dict[str, object]) -> dict[str, object] | int:
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return settings
+    try:
+        return control.request(control.socket_path(settings.database_path), message)
+    except control.NotRunning as exc:
+        print(f"ia-comercial: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def cmd_status() -> int:
+    answer = _ask({"command": "status"})
+    if isinstance(answer, int):
+        return answer
+    rows = answer.get("actors")
+    assert isinstance(rows, list)
+    version, pid, since = answer.get("version"), answer.get("pid"), answer.get("startedAt")
+    print(f"ia-comercial {version}  pid {pid}  since {since}")
+    print(f"{'actor':<14}{'state':<13}{'restarts':>9}  {'uptime':>10}  last error")
+    for row in rows:
+        uptime = row["uptimeSeconds"]
+        shown = "—" if uptime is None else _duration(float(uptime))
+        print(
+            f"{row['name']:<14}{row['state']:<13}{row['restarts']:>9}  {shown:>10}"
+            f"  {row['lastError'] or '—'}"
+        )
+    return EXIT_OK
+
+
+def cmd_restart(actor: str) -> int:
+    answer = _ask({"command": "restart", "actor": actor})
+    if isinstance(answer, int):
+        return answer
+    if not answer.get("ok"):
+        print(f"ia-comercial: {answer.get('error')}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{actor} restarted")
+    return EXIT_OK
+
+
+def cmd_logs(*, errors: bool, follow: bool, lines: int) -> int:
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return settings
+    path = settings.log_dir / ("error.log" if errors else "combined.log")
+    if not path.exists():
+        print(f"ia-comercial: {path}: no log yet", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        for line in logview.tail(path, lines):
+            print(logview.readable(line), flush=True)
+        if follow:
+            for line in logview.follow(path):
+                print(logview.readable(line), flush=True)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
 def cmd_restore(file: Path) -> int:
     settings = _settings_only()
     if isinstance(settings, int):
@@ -105,6 +192,8 @@ def _load() -> tuple[Settings, BusinessConfig, str] | int:
         _print_problems(exc)
         return EXIT_CONFIG
     try:
+        from .suite import check_config  # the actors load only for commands that need them
+
         business, rules = check_config(settings)
     except ConfigProblem as exc:
         _print_problems(exc)
@@ -177,6 +266,8 @@ def cmd_run() -> int:
     setup_logging(settings.log_dir, settings.log_level, settings.secrets())
     notifier = SystemdNotifier()
     try:
+        from .suite import Suite
+
         trio.run(_serve, Suite(settings, business, rules, notifier))
     except SupervisorGaveUp as exc:
         log.critical("giving up: %s", exc)

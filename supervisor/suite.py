@@ -28,9 +28,11 @@ from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
 from store import backups, maintenance
 from store.db import Database, open_database, utc_now
 
+from . import control
 from .business import BusinessConfig, load_business
 from .errors import ConfigProblem
 from .failpoints import Failpoints
+from .logs import Redactor
 from .settings import Settings
 from .supervisor import ActorStatistics, ChildSpec, Restart, Supervisor
 from .systemd import SystemdNotifier
@@ -176,6 +178,11 @@ class Suite:
             }
         return report
 
+    async def restart_actor(self, name: str) -> None:
+        if self.supervisor is None:
+            raise RuntimeError("the suite is not running")
+        await self.supervisor.restart(name)
+
     def problems(self) -> list[str]:
         """What makes the suite `degraded` besides its actors (for /health/detailed)."""
         if self.db is None or self.settings.backup_time is None:
@@ -208,6 +215,12 @@ class Suite:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.systemd.keep_watchdog_fed)
+                await nursery.start(
+                    control.serve,
+                    control.socket_path(self.settings.database_path),
+                    self,
+                    Redactor(self.settings.secrets()),
+                )
                 await nursery.start(self._supervise, self.supervisor, nursery.cancel_scope)
                 self.systemd.notify("READY=1", f"STATUS=Atendiendo en {self.url}")
                 log.info("suite ready on %s (brain: %s)", self.url, self.brain())

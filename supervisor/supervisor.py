@@ -112,7 +112,10 @@ class _Child:
     started_at: str | None = None
     started_clock: float | None = None
     stopping: bool = False
+    restart_requested: bool = False  # by an operator (`ia-comercial restart`)
+    came_back: trio.Event = field(default_factory=trio.Event)  # set when running again
     incarnation_stop: trio.Event = field(default_factory=trio.Event)
+    incarnation_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     shutdown: trio.Event = field(default_factory=trio.Event)
     settled: trio.Event = field(default_factory=trio.Event)
     done: trio.Event = field(default_factory=trio.Event)
@@ -177,6 +180,27 @@ class Supervisor:
             if c.spec.restart == Restart.PERMANENT
         )
 
+    # -- operator requests -----------------------------------------------------------------
+
+    async def restart(self, name: str) -> None:
+        """Restart one running actor as an operator asks (`pm2 restart`): it stops as in a
+        shutdown (its timeout, then cancelled) and starts again at once. Not a crash: no
+        backoff, and it does not count towards the restart intensity."""
+        child = self._by_name.get(name)
+        if child is None:
+            raise KeyError(f"no actor named {name!r}; actors: {', '.join(self._by_name)}")
+        if child.state != ActorState.RUNNING or child.is_stopping():
+            raise RuntimeError(f"actor {name} is {child.state}, not running")
+        came_back = child.came_back = trio.Event()
+        child.restart_requested = True
+        child.incarnation_stop.set()
+        with trio.move_on_after(child.spec.shutdown_timeout):
+            await came_back.wait()
+            return
+        child.incarnation_scope.cancel()
+        with trio.fail_after(30):
+            await came_back.wait()
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -232,15 +256,18 @@ class Supervisor:
         while not child.is_stopping():
             child.state = ActorState.STARTING
             child.incarnation_stop = trio.Event()
+            child.incarnation_scope = trio.CancelScope()
             crash: BaseException | None = None
             try:
-                async with trio.open_nursery() as nursery:
-                    await nursery.start(child.spec.start, child.incarnation_stop)
-                    child.state = ActorState.RUNNING
-                    child.started_at = utc_now()
-                    child.started_clock = trio.current_time()
-                    child.settled.set()
-                    log.info("actor %s running", name)
+                with child.incarnation_scope:
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(child.spec.start, child.incarnation_stop)
+                        child.state = ActorState.RUNNING
+                        child.started_at = utc_now()
+                        child.started_clock = trio.current_time()
+                        child.settled.set()
+                        child.came_back.set()
+                        log.info("actor %s running", name)
             except Exception as exc:  # an actor's crash, never the supervisor's
                 crash = _first_leaf(exc)
                 child.last_error = ErrorInfo(type(crash).__name__, str(crash)[:500], utc_now())
@@ -249,6 +276,12 @@ class Supervisor:
                 )
             if child.is_stopping():
                 return
+            if child.restart_requested:
+                child.restart_requested = False
+                child.restarts += 1
+                log.warning("actor %s restarted by an operator", name)
+                self._on_status(f"{name} reiniciado a pedido")
+                continue
             if not _should_restart(child.spec.restart, crashed=crash is not None):
                 child.state = ActorState.FAILED if crash else ActorState.STOPPED
                 log.info("actor %s ended (%s); not restarted", name, child.state)
