@@ -5,6 +5,8 @@ a bare name fires every time. Unarmed, a failpoint is a dictionary lookup."""
 
 from __future__ import annotations
 
+import time
+
 from .errors import ConfigProblem, InjectedFault
 
 
@@ -16,6 +18,13 @@ class Failpoints:
             if count and not count.isdigit():
                 raise ConfigProblem([("environment", "IA_FAILPOINTS", f"bad count in {item!r}")])
             self._remaining[name] = int(count) if count else None
+
+    def stall(self, name: str, seconds: float) -> None:
+        """Block the calling thread (the event loop, in a drill that tests the watchdog)."""
+        try:
+            self.hit(name)
+        except InjectedFault:
+            time.sleep(seconds)
 
     def hit(self, name: str) -> None:
         if name not in self._remaining:

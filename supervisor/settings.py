@@ -7,6 +7,7 @@ name and a reason, never with a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -85,6 +86,7 @@ class Settings:
     backup_time: str | None = "03:00"  # business time; None: no scheduled backup
     backup_keep_days: int = 7
     metrics_token: str | None = None
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks allowed to set X-Forwarded-*
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -190,6 +192,7 @@ def load_settings(
         backup_time=reader.time_or_off("BACKUP_TIME", "03:00"),
         backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
         metrics_token=reader.optional("METRICS_TOKEN"),
+        trusted_proxies=reader.networks("TRUSTED_PROXIES"),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
@@ -318,6 +321,19 @@ class _Reader:
             self._problem(name, f"must be a time HH:MM or off, got {raw!r}")
             return default
         return raw
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        items = tuple(p.strip() for p in raw.split(",") if p.strip())
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                self._problem(name, f"{item!r} is not an IP address or network")
+                return ()
+        return items
 
     def names(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._raw(name)

@@ -45,6 +45,7 @@ LANE_BUFFER = 32
 MAX_ATTEMPTS = 3
 HISTORY_ROWS = 60  # then trimmed to the model's token budget
 SWEEP_INTERVAL = 5 * SECONDS  # pending rows whose notice never came (a full inbox)
+STALL_DRILL_SECONDS = 2 * SECONDS  # IA_FAILPOINTS=conversation.stall: a hung event loop
 
 
 @dataclass
@@ -220,6 +221,7 @@ class ConversationRouter:
             )
         else:
             self.ctx.failpoints.hit("conversation.turn")
+            self.ctx.failpoints.stall("conversation.stall", STALL_DRILL_SECONDS)
             reply = await self._think(message, lead_before, slot)
 
         with db.transaction():

@@ -18,6 +18,7 @@ from hypercorn.trio import serve
 
 from .app import create_app
 from .context import IngressContext
+from .proxy import TrustedProxy, parse_networks
 
 log = logging.getLogger("ingress")
 
@@ -90,7 +91,10 @@ async def run(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`bound` receives the listening URLs (port 0 picks a free port)."""
-    app = InFlightRequests(cast(ASGIApp, create_app(ctx)))
+    behind = TrustedProxy(
+        cast(ASGIApp, create_app(ctx)), parse_networks(ctx.settings.trusted_proxies)
+    )
+    app = InFlightRequests(cast(ASGIApp, behind))
     config = hypercorn_config(ctx.settings.host, bound_port(bound, ctx.settings.port))
     async with trio.open_nursery() as nursery:
         asgi = cast(Any, app)  # hypercorn's ASGI types are stricter than the protocol needs

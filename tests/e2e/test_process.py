@@ -3,6 +3,7 @@ systemd hears READY/WATCHDOG/STOPPING."""
 
 from __future__ import annotations
 
+import itertools
 import signal
 import socket
 import time
@@ -143,3 +144,44 @@ async def test_systemd_hears_ready_watchdog_and_stopping(tmp_path: Path) -> None
     pings = [t for t, m in heard if m == "WATCHDOG=1" and t > ready_at]
     assert len(pings) >= 3  # every 0.1 s (WATCHDOG_USEC/2) from the event loop
     assert any(m.startswith("STATUS=") for _, m in heard)
+
+
+async def test_the_watchdog_pings_stop_while_the_event_loop_is_blocked(tmp_path: Path) -> None:
+    """The pings come from the event loop itself: when it hangs (a drill blocks it for 2 s
+    inside a turn), they stop, so systemd's WatchdogSec would restart the process."""
+    sock_path = tmp_path / "notify.sock"
+    listener = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    await listener.bind(str(sock_path))
+    suite = SuiteProcess(
+        tmp_path,
+        NOTIFY_SOCKET=str(sock_path),
+        WATCHDOG_USEC="200000",
+        IA_FAILPOINTS="conversation.stall=1",
+    )
+    await suite.start(wait_ready=False)
+    pings: list[float] = []
+
+    async def listen() -> None:
+        while True:
+            data = await listener.recv(4096)
+            if b"WATCHDOG=1" in data:
+                pings.append(trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(listen)
+        await suite.wait_ready()
+        await trio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=suite.url, timeout=30) as client:
+            sent = trio.current_time()
+            r = await client.post("/api/chat", json={"message": "Hola", "sessionId": "w"})
+            assert r.status_code == 200  # answered once the loop runs again
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    assert await suite.stop() == 0
+    listener.close()
+    before = [t for t in pings if t < sent]
+    after = [t for t in pings if t >= sent]
+    assert len(before) >= 3 and after
+    gaps = [b - a for a, b in itertools.pairwise(pings)]
+    assert max(gaps) >= 1.5  # silent while blocked (2 s); every 0.1 s otherwise
+    assert sorted(gaps)[len(gaps) // 2] < 0.3

@@ -21,6 +21,7 @@ class Answer:
     content: str
     prompt_tokens: int = 120
     completion_tokens: int = 30
+    chunk_delay: float = 0.005  # between streamed pieces of 7 characters
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def _stream(body: dict[str, Any], answer: Answer) -> Response:
                 ],
             }
             yield f"data: {json.dumps(piece)}\n\n".encode()
-            await trio.sleep(0.005)
+            await trio.sleep(answer.chunk_delay)
         last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         yield f"data: {json.dumps(last)}\n\n".encode()
         usage = {

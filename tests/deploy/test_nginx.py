@@ -1,0 +1,168 @@
+"""A real nginx (Debian's package) with a self-signed certificate in front of the suite on
+loopback ports, configured from deploy/nginx/ia-comercial.conf as the install script does."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import trio
+
+from tests.conftest import ROOT, make_settings, require_system, running_suite
+from tests.e2e.process import free_port
+from tests.fakes.openai_server import Answer, FakeOpenAI, lead_json
+
+SITE = ROOT / "deploy" / "nginx" / "ia-comercial.conf"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    openssl = require_system("openssl", "openssl")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def configure(tmp_path: Path, upstream: str) -> tuple[list[str], int, int]:
+    """Write nginx.conf around the shipped site (as install.sh fills it in) and check it
+    with `nginx -t`; returns the command line to run it and its two ports."""
+    nginx = require_system("/usr/sbin/nginx", "nginx")
+    cert, key = self_signed(tmp_path)
+    acme = tmp_path / "acme"
+    (acme / ".well-known" / "acme-challenge").mkdir(parents=True)
+    (acme / ".well-known" / "acme-challenge" / "token").write_text("challenge-ok")
+    http_port, https_port = free_port(), free_port()
+    site = SITE.read_text()
+    for placeholder, value in {
+        "__DOMAIN__": "localhost",
+        "__APP_DIR__": str(ROOT),
+        "__UPSTREAM__": upstream,
+        "__CERT__": str(cert),
+        "__KEY__": str(key),
+        "__ACME_ROOT__": str(acme),
+        "__HTTP_PORT__": f"127.0.0.1:{http_port}",
+        "__HTTPS_PORT__": f"127.0.0.1:{https_port}",
+    }.items():
+        site = site.replace(placeholder, value)
+    # Loopback only here: the [::] listeners are for the real server.
+    site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
+    (tmp_path / "site.conf").write_text(site)
+    (tmp_path / "nginx.conf").write_text(
+        f"""
+        user root;
+        worker_processes 1;
+        pid {tmp_path}/nginx.pid;
+        error_log {tmp_path}/error.log warn;
+        events {{ worker_connections 256; }}
+        http {{
+            include /etc/nginx/mime.types;
+            access_log {tmp_path}/access.log;
+            client_body_temp_path {tmp_path}/body;
+            proxy_temp_path {tmp_path}/proxy;
+            fastcgi_temp_path {tmp_path}/fastcgi;
+            uwsgi_temp_path {tmp_path}/uwsgi;
+            scgi_temp_path {tmp_path}/scgi;
+            include {tmp_path}/site.conf;
+        }}
+        """
+    )
+    command = [nginx, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)]
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+    return [*command, "-g", "daemon off;"], http_port, https_port
+
+
+@asynccontextmanager
+async def nginx_in_front(tmp_path: Path, upstream: str) -> AsyncIterator[tuple[str, str]]:
+    command, http_port, https_port = configure(tmp_path, upstream)
+    process = await trio.lowlevel.open_process(command, stderr=subprocess.DEVNULL)
+    try:
+        with trio.fail_after(10):
+            while True:
+                try:
+                    async with httpx.AsyncClient(verify=False) as client:
+                        await client.get(f"https://127.0.0.1:{https_port}/health")
+                    break
+                except httpx.TransportError:
+                    await trio.sleep(0.05)
+        yield f"http://127.0.0.1:{http_port}", f"https://127.0.0.1:{https_port}"
+    finally:
+        process.terminate()
+        with trio.fail_after(10):
+            await process.wait()
+
+
+async def test_the_suite_behind_nginx(tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    settings = make_settings(
+        tmp_path,
+        OPENAI_API_KEY="sk-test-nginx",
+        OPENAI_BASE_URL=fake_llm.url,
+        TRUSTED_PROXIES="127.0.0.1",
+    )
+    async with running_suite(settings) as (suite, _client):
+        upstream = suite.url.removeprefix("http://")
+        async with (
+            nginx_in_front(tmp_path, upstream) as (http_url, https_url),
+            httpx.AsyncClient(verify=False, timeout=30) as client,
+        ):
+            # Plain HTTP goes to HTTPS, except Let's Encrypt's challenge.
+            r = await client.get(f"{http_url}/api/chat/session/x", follow_redirects=False)
+            assert r.status_code == 301 and r.headers["location"].startswith("https://")
+            acme = await client.get(f"{http_url}/.well-known/acme-challenge/token")
+            assert acme.status_code == 200 and acme.text == "challenge-ok"
+
+            # The chat over HTTPS, with HSTS.
+            fake_llm.script = [Answer(lead_json("¡Hola! ¿Cómo te llamas?"))]
+            r = await client.post(
+                f"{https_url}/api/chat", json={"message": "Hola", "sessionId": "tls"}
+            )
+            assert r.status_code == 200 and r.json()["data"]["respuesta"].startswith("¡Hola!")
+            assert "max-age=" in r.headers["strict-transport-security"]
+
+            # public/ served by nginx itself, cached long.
+            css = await client.get(f"{https_url}/assets/chat.css")
+            assert css.status_code == 200 and css.headers["server"].startswith("nginx")
+            assert "immutable" in css.headers["cache-control"]
+            assert css.text == (ROOT / "public" / "assets" / "chat.css").read_text()
+
+            # The event stream arrives as it is written, not buffered by nginx.
+            words = " ".join(f"palabra{i}" for i in range(40))
+            fake_llm.script = [Answer(lead_json(words), chunk_delay=0.03)]
+            arrivals: list[float] = []
+            async with client.stream(
+                "POST",
+                f"{https_url}/api/chat",
+                json={"message": "cuéntame", "sessionId": "sse"},
+                headers={"Accept": "text/event-stream"},
+            ) as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:"):
+                        arrivals.append(time.monotonic())
+            assert len(arrivals) > 10
+            assert arrivals[-1] - arrivals[0] > 0.5  # spread over the model's writing
+            early = [t for t in arrivals if t - arrivals[0] < 0.25]
+            assert 1 <= len(early) < len(arrivals) // 2
+
+            # /api/chat is limited per client beyond its rate; Meta's webhook never is.
+            async def burst(path: str, body: dict[str, object]) -> list[int]:
+                codes: list[int] = []
+
+                async def one() -> None:
+                    codes.append((await client.post(f"{https_url}{path}", json=body)).status_code)
+
+                async with trio.open_nursery() as nursery:
+                    for _ in range(30):
+                        nursery.start_soon(one)
+                return codes
+
+            chat_codes = await burst("/api/chat", {"message": "", "sessionId": "rl"})
+            assert 429 in chat_codes and 400 in chat_codes
+            hook_codes = await burst("/api/whatsapp/webhook", {"object": "x"})
+            assert 429 not in hook_codes and set(hook_codes) == {503}  # no META_APP_SECRET
