@@ -25,6 +25,7 @@ from .places import KNOWN_PLACES
 from .text import PhraseSet, normalize, words
 
 DEFAULT_REGION = "CL"
+MIN_DIGITS = 8  # country code included: shorter "numbers" are service codes
 MAX_TEXT = 4000  # a longer text is read only this far (inputs are capped at 4,000 anyway)
 FUZZY_WORD = 86  # rapidfuzz ratio for a typo in one word ("acondisionado")
 FUZZY_PLACE = 90
@@ -174,6 +175,8 @@ class Extractor:
             ):
                 number = match.number
                 e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                if len(e164) - 1 < MIN_DIGITS:
+                    continue  # a short code ("+43 0010"): no one a salesperson can call
                 if phonenumbers.is_valid_number(number):
                     return e164
                 if fallback is None and _plausible(number, match.raw_string):
