@@ -16,6 +16,7 @@ from typing import Any
 import apsw
 
 from .migrations import MIGRATIONS
+from .text import fold
 
 SECONDS_MS = 1000
 BUSY_TIMEOUT_MS = 5 * SECONDS_MS
@@ -123,9 +124,16 @@ def open_database(path: Path) -> Database:
     connection.execute("PRAGMA foreign_keys=ON")
     # Checkpoints run off the event loop (store/maintenance.py), not inside a commit.
     connection.wal_autocheckpoint(0)
+    # fold(): accent- and case-blind search in SQL (SQLite's lower() knows only ASCII).
+    connection.create_scalar_function("ia_fold", _sql_fold, 1, deterministic=True)
     db = Database(connection, path)
     migrate(db)
     return db
+
+
+def _sql_fold(*values: apsw.SQLiteValue) -> apsw.SQLiteValue:
+    value = values[0]
+    return fold(value) if isinstance(value, str) else value
 
 
 def migrate(db: Database) -> int:

@@ -245,9 +245,22 @@ CREATE TABLE backups (
 );
 """
 
+V5_ADMIN_SESSIONS = """
+-- Dashboard sessions, on the server: the cookie holds a random token, the store only its
+-- SHA-256; each session has its CSRF token and both an idle and an absolute expiry.
+CREATE TABLE admin_sessions (
+    token_hash TEXT PRIMARY KEY,
+    csrf TEXT NOT NULL,
+    client TEXT,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
     V3_LEADS_CLASSIFIER_ALERTS_FOLLOW_UPS,
     V4_BACKUPS,
+    V5_ADMIN_SESSIONS,
 )

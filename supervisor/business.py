@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from store.text import fold as fold  # re-exported: the actors compare text with it
 
 from .errors import ConfigProblem
 
@@ -344,11 +345,3 @@ def _reason(error: Any) -> str:
         return "is required"
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
-
-
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-
-
-def fold(text: str) -> str:
-    """Lower-case without accents: how we compare words a user types with config text."""
-    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.casefold()))

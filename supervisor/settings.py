@@ -87,6 +87,10 @@ class Settings:
     backup_keep_days: int = 7
     metrics_token: str | None = None
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks allowed to set X-Forwarded-*
+    admin_password: str | None = None
+    admin_password_hash: str | None = None  # argon2, from `ia-comercial hash-password`
+    session_idle: float = 30 * 60 * SECONDS
+    session_max: float = 12 * 3600 * SECONDS
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -105,6 +109,10 @@ class Settings:
     @property
     def instagram_configured(self) -> bool:
         return bool(self.instagram_access_token)
+
+    @property
+    def admin_configured(self) -> bool:
+        return bool(self.admin_password or self.admin_password_hash)
 
     @property
     def email_configured(self) -> bool:
@@ -126,6 +134,8 @@ class Settings:
             self.smtp_password,
             self.webhook_url,  # Slack and similar put their key in the URL
             self.metrics_token,
+            self.admin_password,
+            self.admin_password_hash,
         )
         return tuple(s for s in candidates if s)
 
@@ -193,6 +203,10 @@ def load_settings(
         backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
         metrics_token=reader.optional("METRICS_TOKEN"),
         trusted_proxies=reader.networks("TRUSTED_PROXIES"),
+        admin_password=reader.optional("ADMIN_PASSWORD"),
+        admin_password_hash=reader.argon2_hash("ADMIN_PASSWORD_HASH"),
+        session_idle=reader.minutes("SESSION_IDLE_MINUTES", 30),
+        session_max=reader.minutes("SESSION_MAX_MINUTES", 12 * 60),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
@@ -321,6 +335,16 @@ class _Reader:
             self._problem(name, f"must be a time HH:MM or off, got {raw!r}")
             return default
         return raw
+
+    def argon2_hash(self, name: str) -> str | None:
+        raw = self._raw(name)
+        if raw is not None and not raw.startswith("$argon2"):
+            self._problem(name, "must be an argon2 hash (ia-comercial hash-password makes one)")
+            return None
+        return raw
+
+    def minutes(self, name: str, default: int) -> float:
+        return 60.0 * self.integer(name, default, low=1, high=60 * 24 * 30)
 
     def networks(self, name: str) -> tuple[str, ...]:
         raw = self._raw(name)

@@ -9,6 +9,8 @@ from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from .admin import create_admin_blueprint
+from .admin_auth import AdminAuth
 from .chat import create_chat_blueprint
 from .context import IngressContext
 from .health import create_health_blueprint
@@ -20,6 +22,12 @@ log = logging.getLogger("ingress")
 
 MEGABYTES = 1024 * 1024
 MAX_BODY_BYTES = 1 * MEGABYTES
+# No inline script anywhere; nothing from other origins; never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
+    " form-action 'self'; frame-ancestors 'none'"
+)
 _HTTP_MESSAGES = {
     400: "Petición inválida",
     404: "No encontrado",
@@ -37,6 +45,9 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     app.register_blueprint(create_chat_blueprint(ctx))
     app.register_blueprint(create_health_blueprint(ctx))
     app.register_blueprint(create_webhooks_blueprint(ctx))
+    auth = AdminAuth(ctx)
+    app.register_blueprint(auth.blueprint())
+    app.register_blueprint(create_admin_blueprint(ctx, auth))
     metrics = Metrics(ctx)
     metrics.instrument(app)
     app.register_blueprint(metrics.blueprint())
@@ -76,6 +87,8 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     async def security_headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
     return app

@@ -1,0 +1,190 @@
+"""The admin API behind the dashboard login (the original's paths where it had them):
+leads with filters and pages, one lead with its transcript, the salesperson's updates,
+statistics, CSV export and deletion on request."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from store import lead_reports, leads
+from store.lead_reports import LeadFilter
+
+from .admin_auth import AdminAuth
+from .context import IngressContext
+from .responses import error_response, json_response
+
+MAX_PAGE = 200
+CSV_COLUMNS = (
+    ("id", "id"),
+    ("nombre", "name"),
+    ("telefono", "phone"),
+    ("email", "email"),
+    ("servicio", "service"),
+    ("comuna", "area"),
+    ("urgencia", "urgency"),
+    ("presupuesto", "budget"),
+    ("estado", "classification"),
+    ("puntaje", "score"),
+    ("razones", "reasons"),
+    ("seguimiento", "status"),
+    ("contactado", "contacted"),
+    ("notas", "notes"),
+    ("canal", "channel"),
+    ("creado", "created_at"),
+    ("actualizado", "updated_at"),
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?)?$")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+class BadFilter(ValueError):
+    pass
+
+
+def lead_filter(args: Any) -> LeadFilter:
+    def choice(name: str, allowed: tuple[str, ...]) -> str | None:
+        value = args.get(name)
+        if value in (None, ""):
+            return None
+        if value not in allowed:
+            raise BadFilter(f"{name} debe ser uno de: {', '.join(allowed)}")
+        return str(value)
+
+    def date(name: str) -> str | None:
+        value = args.get(name)
+        if value in (None, ""):
+            return None
+        if not _DATE.match(value):
+            raise BadFilter(f"{name} debe ser una fecha AAAA-MM-DD")
+        return str(value)
+
+    contacted = choice("contactado", ("true", "false", "1", "0"))
+    return LeadFilter(
+        classification=choice("estado", leads.CLASSIFICATIONS),
+        status=choice("seguimiento", leads.STATUSES),
+        channel=choice("canal", ("web", "whatsapp", "instagram")),
+        contacted=None if contacted is None else contacted in ("true", "1"),
+        since=date("desde"),
+        until=date("hasta"),
+        text=(args.get("q") or "").strip()[:100] or None,
+    )
+
+
+def safe_cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = "; ".join(map(str, value))
+    if isinstance(value, bool):
+        value = "sí" if value else "no"
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
+    bp = Blueprint("admin", __name__)
+    db = ctx.db
+
+    @bp.get("/api/leads")
+    @auth.required
+    async def list_leads() -> Response:
+        try:
+            f = lead_filter(request.args)
+            page = max(1, int(request.args.get("pagina", "1")))
+            size = min(MAX_PAGE, max(1, int(request.args.get("porPagina", "50"))))
+        except BadFilter as exc:
+            return error_response(400, str(exc))
+        except ValueError:
+            return error_response(400, "pagina y porPagina deben ser números")
+        rows, total = lead_reports.search(db, f, size, (page - 1) * size)
+        return json_response(
+            {"success": True, "data": rows, "total": total, "pagina": page, "porPagina": size}
+        )
+
+    @bp.get("/api/leads/<int:lead_id>")
+    @auth.required
+    async def one_lead(lead_id: int) -> Response:
+        lead = lead_reports.get(db, lead_id)
+        if lead is None:
+            return error_response(404, "Lead no encontrado")
+        return json_response(
+            {
+                "success": True,
+                "data": {
+                    **lead,
+                    "historialClases": [
+                        {"estado": c, "puntaje": s, "razones": r, "fecha": at}
+                        for c, s, r, at in leads.history(db, lead_id)
+                    ],
+                    "mensajes": lead_reports.transcript(db, lead_id),
+                },
+            }
+        )
+
+    @bp.patch("/api/leads/<int:lead_id>")
+    @auth.required
+    async def update_lead(lead_id: int) -> Response:
+        body = await request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return error_response(400, "El cuerpo debe ser un objeto JSON")
+        status, notes, contacted = (
+            body.get("seguimiento"),
+            body.get("notas"),
+            body.get("contactado"),
+        )
+        if status is not None and status not in leads.STATUSES:
+            return error_response(400, f"seguimiento debe ser uno de: {', '.join(leads.STATUSES)}")
+        if notes is not None and (not isinstance(notes, str) or len(notes) > 5000):
+            return error_response(400, "notas debe ser texto de hasta 5.000 caracteres")
+        if contacted is not None and not isinstance(contacted, bool):
+            return error_response(400, "contactado debe ser true o false")
+        if not lead_reports.update(db, lead_id, status=status, notes=notes, contacted=contacted):
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True, "data": lead_reports.get(db, lead_id)})
+
+    @bp.put("/api/leads/<int:lead_id>/contactado")
+    @auth.required
+    async def mark_contacted(lead_id: int) -> Response:
+        if not lead_reports.update(db, lead_id, contacted=True):
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True, "data": lead_reports.get(db, lead_id)})
+
+    @bp.delete("/api/leads/<int:lead_id>")
+    @auth.required
+    async def delete_lead(lead_id: int) -> Response:
+        if not lead_reports.delete(db, lead_id):
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True})
+
+    @bp.get("/api/leads/estadisticas")
+    @auth.required
+    async def statistics() -> Response:
+        return json_response({"success": True, "data": lead_reports.statistics(db)})
+
+    @bp.get("/api/leads/export.csv")
+    @auth.required
+    async def export() -> Response:
+        try:
+            f = lead_filter(request.args)
+        except BadFilter as exc:
+            return error_response(400, str(exc))
+        rows, _total = lead_reports.search(db, f, limit=1_000_000)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([title for title, _key in CSV_COLUMNS])
+        for row in rows:
+            writer.writerow([safe_cell(row[key]) for _title, key in CSV_COLUMNS])
+        response = Response(
+            "\ufeff" + out.getvalue(),  # the BOM: Excel reads the accents as UTF-8
+            content_type="text/csv; charset=utf-8",
+        )
+        response.headers["Content-Disposition"] = 'attachment; filename="leads.csv"'
+        return response
+
+    return bp

@@ -1,0 +1,168 @@
+"""Dashboard login: one admin password (`ADMIN_PASSWORD`, or an argon2
+`ADMIN_PASSWORD_HASH`), server-side sessions in a cookie (256-bit random, HttpOnly,
+SameSite=Strict; `Secure` with the `__Host-` prefix over HTTPS), a CSRF token for every
+state-changing request, idle and absolute timeouts, and login attempts throttled per client
+address (a noisy client never locks out the others)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from quart import Blueprint, Response, g, request
+
+from store import admin_sessions
+from store.admin_sessions import Session
+
+from .context import IngressContext
+from .responses import error_response, json_response
+
+COOKIE = "ia_admin"
+SECURE_COOKIE = "__Host-ia_admin"
+CSRF_HEADER = "X-CSRF-Token"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+MAX_FAILURES = 5  # per client address and window
+FAILURE_WINDOW = 60.0  # seconds
+NOT_CONFIGURED = (
+    "El panel no tiene contraseña: define ADMIN_PASSWORD (o ADMIN_PASSWORD_HASH, que da"
+    " `ia-comercial hash-password`) y reinicia."
+)
+
+Handler = Callable[..., Awaitable[Response]]
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window."""
+
+    def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self.failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        now = time.monotonic()
+        failures = self.failures.setdefault(client, deque())
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        if not failures:
+            self.failures.pop(client, None)
+        return failures
+
+    def blocked(self, client: str) -> float:
+        """Seconds this client must wait, 0 when it may try."""
+        failures = self._recent(client)
+        if len(failures) < self.limit:
+            return 0.0
+        return max(0.0, self.window - (time.monotonic() - failures[0]))
+
+    def failed(self, client: str) -> None:
+        self.failures.setdefault(client, deque()).append(time.monotonic())
+
+    def succeeded(self, client: str) -> None:
+        self.failures.pop(client, None)
+
+
+class AdminAuth:
+    def __init__(self, ctx: IngressContext) -> None:
+        self.ctx = ctx
+        self.throttle = LoginThrottle()
+        self.hasher = PasswordHasher()
+        s = ctx.settings
+        self.idle = timedelta(seconds=s.session_idle)
+        self.absolute = timedelta(seconds=s.session_max)
+        self._plain = hashlib.sha256((s.admin_password or "").encode()).digest()
+
+    def password_ok(self, given: str) -> bool:
+        s = self.ctx.settings
+        if s.admin_password_hash:
+            try:
+                return bool(self.hasher.verify(s.admin_password_hash, given))
+            except (VerificationError, InvalidHashError):
+                return False
+        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._plain)
+
+    def session(self) -> Session | None:
+        token = request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE)
+        if not token:
+            return None
+        return admin_sessions.touch(self.ctx.db, token, self.idle, self.absolute)
+
+    def required(self, handler: Handler) -> Handler:
+        """Admin only: 503 unconfigured, 401 without a session, 403 without the CSRF token
+        on a state-changing request."""
+
+        @wraps(handler)
+        async def guarded(*args: Any, **kwargs: Any) -> Response:
+            if not self.ctx.settings.admin_configured:
+                return error_response(503, NOT_CONFIGURED)
+            session = self.session()
+            if session is None:
+                return error_response(401, "Inicia sesión en el panel")
+            if request.method in STATE_CHANGING:
+                given = request.headers.get(CSRF_HEADER, "")
+                if not hmac.compare_digest(given.encode(), session.csrf.encode()):
+                    return error_response(403, f"Falta el encabezado {CSRF_HEADER} de la sesión")
+            g.admin_session = session
+            return await handler(*args, **kwargs)
+
+        guarded.admin_only = True  # type: ignore[attr-defined]  # for the route audit test
+        return guarded
+
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("auth", __name__)
+
+        @bp.post("/api/auth/login")
+        async def login() -> Response:
+            if not self.ctx.settings.admin_configured:
+                return error_response(503, NOT_CONFIGURED)
+            client = request.remote_addr or "?"
+            wait = self.throttle.blocked(client)
+            if wait:
+                response = error_response(429, "Demasiados intentos; espera un momento")
+                response.headers["Retry-After"] = str(int(wait) + 1)
+                return response
+            body = await request.get_json(silent=True)
+            password = body.get("password") if isinstance(body, dict) else None
+            if not isinstance(password, str) or not self.password_ok(password):
+                self.throttle.failed(client)
+                return error_response(401, "Contraseña incorrecta")
+            self.throttle.succeeded(client)
+            token, csrf = admin_sessions.create(self.ctx.db, client)
+            response = json_response({"success": True, "csrfToken": csrf})
+            secure = request.scheme == "https"
+            response.set_cookie(
+                SECURE_COOKIE if secure else COOKIE,
+                token,
+                max_age=int(self.absolute.total_seconds()),
+                path="/",
+                secure=secure,
+                httponly=True,
+                samesite="Strict",
+            )
+            return response
+
+        @bp.post("/api/auth/logout")
+        @self.required
+        async def logout() -> Response:
+            token = request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE) or ""
+            admin_sessions.end(self.ctx.db, token)
+            response = json_response({"success": True})
+            response.delete_cookie(COOKIE, path="/")
+            response.delete_cookie(SECURE_COOKIE, path="/", secure=True)
+            return response
+
+        @bp.get("/api/auth/session")
+        @self.required
+        async def current() -> Response:
+            session: Session = g.admin_session
+            return json_response({"success": True, "csrfToken": session.csrf})
+
+        return bp
