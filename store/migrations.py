@@ -257,10 +257,41 @@ CREATE TABLE admin_sessions (
 );
 """
 
+V6_LEGACY_IMPORT = """
+-- What came from the original Node.js system's database, so an import runs twice safely.
+CREATE TABLE legacy_imports (
+    kind TEXT NOT NULL,
+    legacy_id TEXT NOT NULL,
+    new_id INTEGER NOT NULL,
+    imported_at TEXT NOT NULL,
+    PRIMARY KEY (kind, legacy_id)
+);
+
+-- Follow-ups learn `imported` (the original's history, kept as it was recorded).
+CREATE TABLE follow_ups_v6 (
+    id INTEGER PRIMARY KEY,
+    lead_id INTEGER NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    cycle TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'skipped', 'reminded', 'imported')),
+    reason TEXT,
+    outbox_id INTEGER REFERENCES outbox (id) ON DELETE SET NULL,
+    notification_id INTEGER REFERENCES owner_notifications (id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    UNIQUE (lead_id, cycle, number)
+);
+INSERT INTO follow_ups_v6 SELECT * FROM follow_ups;
+DROP TABLE follow_ups;
+ALTER TABLE follow_ups_v6 RENAME TO follow_ups;
+CREATE INDEX follow_ups_by_lead ON follow_ups (lead_id, id);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
     V3_LEADS_CLASSIFIER_ALERTS_FOLLOW_UPS,
     V4_BACKUPS,
     V5_ADMIN_SESSIONS,
+    V6_LEGACY_IMPORT,
 )

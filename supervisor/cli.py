@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from store import backups
+from store import backups, legacy_import
 from store.backups import BackupError
 from store.db import open_database
 
@@ -53,7 +53,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.add_argument("--errors", action="store_true", help="error.log only")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("-n", "--lines", type=int, default=50, help="how many lines (50)")
+    legacy = commands.add_parser(
+        "import-legacy", help="import the original system's database (leads, conversations)"
+    )
+    legacy.add_argument("path", type=Path, help="the original's db/leads.db")
+    legacy.add_argument("--dry-run", action="store_true", help="only say what would happen")
+    hash_password = commands.add_parser(
+        "hash-password", help="print an argon2 ADMIN_PASSWORD_HASH for a password read from stdin"
+    )
+    del hash_password
     args = parser.parse_args(argv)
+    if args.command == "import-legacy":
+        return cmd_import_legacy(args.path, dry_run=args.dry_run)
+    if args.command == "hash-password":
+        return cmd_hash_password()
     if args.command == "status":
         return cmd_status()
     if args.command == "restart":
@@ -169,6 +182,35 @@ def _duration(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def cmd_import_legacy(path: Path, *, dry_run: bool) -> int:
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return settings
+    db = open_database(settings.database_path)
+    try:
+        report = legacy_import.import_legacy(db, path, dry_run=dry_run)
+    except legacy_import.LegacyError as exc:
+        print(f"ia-comercial: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        db.close()
+    print(("dry run, nothing written: " if dry_run else "") + f"from {path}")
+    for line in report.lines():
+        print(f"  {line}")
+    return EXIT_OK
+
+
+def cmd_hash_password() -> int:
+    from argon2 import PasswordHasher
+
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 10:
+        print("ia-comercial: use at least 10 characters", file=sys.stderr)
+        return EXIT_CONFIG
+    print(PasswordHasher().hash(password))
+    return EXIT_OK
 
 
 def cmd_restore(file: Path) -> int:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+import trio
 
 from actors.ingress.app import create_app
 from actors.ingress.context import IngressContext
@@ -200,3 +203,25 @@ async def test_pages_and_api_carry_a_strict_content_security_policy(tmp_path: Pa
             assert "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
             assert headers["x-content-type-options"] == "nosniff"
             assert headers["referrer-policy"] == "same-origin"
+
+
+def hash_with_the_cli(password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor.cli", "hash-password"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def test_an_argon2_hash_from_the_cli_logs_in(tmp_path: Path) -> None:
+    made = await trio.to_thread.run_sync(hash_with_the_cli, "una-clave-larga-KNOWN")
+    assert made.returncode == 0 and made.stdout.startswith("$argon2id$")
+    settings = make_settings(tmp_path, ADMIN_PASSWORD_HASH=made.stdout.strip())
+    async with running_suite(settings) as (_suite, client):
+        wrong = await client.post("/api/auth/login", json={"password": "otra"})
+        assert wrong.status_code == 401
+        right = await client.post("/api/auth/login", json={"password": "una-clave-larga-KNOWN"})
+        assert right.status_code == 200
+        assert (await client.get("/api/leads")).status_code == 200
