@@ -89,3 +89,29 @@ def latest_for_lead(db: Database, lead_id: int) -> Conversation | None:
         (lead_id,),
     )
     return _from_row(row) if row else None
+
+
+def set_paused(db: Database, conversation_id: int, paused: bool) -> bool:
+    """Pause (a person answers) or resume the bot for one conversation."""
+    return bool(
+        db.changes(
+            "UPDATE conversations SET paused_at = ?, updated_at = ? WHERE id = ?",
+            (utc_now() if paused else None, utc_now(), conversation_id),
+        )
+    )
+
+
+def is_paused(db: Database, conversation_id: int) -> bool:
+    return bool(
+        db.scalar(
+            "SELECT paused_at IS NOT NULL FROM conversations WHERE id = ?", (conversation_id,)
+        )
+    )
+
+
+def for_lead(db: Database, lead_id: int) -> list[dict[str, object]]:
+    return db.all(
+        "SELECT id, channel, status, paused_at, created_at FROM conversations"
+        " WHERE lead_id = ? ORDER BY id",
+        (lead_id,),
+    )

@@ -250,3 +250,22 @@ def last_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[str
         (conversation_id, limit),
     ).fetchall()
     return [(str(r), str(c), str(t)) for r, c, t in reversed(rows)]
+
+
+def hold(db: Database, inbound_ids: Sequence[int]) -> int:
+    """Mark messages handled without a bot reply (a person has the conversation)."""
+    return db.changes(
+        f"UPDATE messages SET status = 'handled' WHERE status = 'pending'"
+        f" AND id IN ({','.join('?' * len(inbound_ids))})",
+        tuple(inbound_ids),
+    )
+
+
+def add_human_reply(db: Database, conversation_id: int, channel: str, text: str) -> int:
+    """A reply written by a person from the dashboard (never classified as a bot turn)."""
+    now = utc_now()
+    return db.insert(
+        "INSERT INTO messages (conversation_id, channel, role, content, source, created_at,"
+        " classified_at) VALUES (?, ?, 'assistant', ?, 'human', ?, ?)",
+        (conversation_id, channel, text, now, now),
+    )

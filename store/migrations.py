@@ -287,6 +287,11 @@ ALTER TABLE follow_ups_v6 RENAME TO follow_ups;
 CREATE INDEX follow_ups_by_lead ON follow_ups (lead_id, id);
 """
 
+V7_HAND_OFF = """
+-- A person took this conversation over from the bot (the dashboard's hand-off).
+ALTER TABLE conversations ADD COLUMN paused_at TEXT;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -294,4 +299,5 @@ MIGRATIONS: tuple[str, ...] = (
     V4_BACKUPS,
     V5_ADMIN_SESSIONS,
     V6_LEGACY_IMPORT,
+    V7_HAND_OFF,
 )

@@ -278,6 +278,7 @@ class Suite:
             business=self.business,
             inbox=self.inbox_send,
             suite=self,
+            notices=self.notices_send,
         )
         return [
             ChildSpec(

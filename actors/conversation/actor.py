@@ -195,6 +195,24 @@ class ConversationRouter:
             await _deliver(slot, self._completed_from_store(message))
             return False
         self._wake_notifier(message.conversation_id)
+        if conversations.is_paused(db, message.conversation_id):
+            # A person has this conversation: stored and shown to them, not answered here.
+            with db.transaction():
+                messages.hold(db, [m.message_id for m, _n in live])
+            await _deliver(
+                slot,
+                TurnCompleted(
+                    message.conversation_id,
+                    message.message_id,
+                    None,
+                    "",
+                    "paused",
+                    LeadView.of(
+                        leads.for_conversation(db, message.conversation_id), message.channel
+                    ),
+                ),
+            )
+            return False
         attempts = max(n for _m, n in live if n is not None)
         message = live[-1][0]
         lead_before = leads.for_conversation(db, message.conversation_id)

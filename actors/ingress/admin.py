@@ -4,14 +4,18 @@ statistics, CSV export and deletion on request."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, request
 
-from store import lead_reports, leads
+from actors.channels import MESSAGING, TEXT_LIMIT, split_text
+from actors.messages import OutboxReady
+from store import conversations, lead_reports, leads, messages, outbox
 from store.lead_reports import LeadFilter
 
 from .admin_auth import AdminAuth
@@ -19,6 +23,7 @@ from .context import IngressContext
 from .responses import error_response, json_response
 
 MAX_PAGE = 200
+MAX_REPLY_CHARS = 4000
 CSV_COLUMNS = (
     ("id", "id"),
     ("nombre", "name"),
@@ -123,6 +128,7 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
                         for c, s, r, at in leads.history(db, lead_id)
                     ],
                     "mensajes": lead_reports.transcript(db, lead_id),
+                    "conversaciones": conversations.for_lead(db, lead_id),
                 },
             }
         )
@@ -186,5 +192,52 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
         )
         response.headers["Content-Disposition"] = 'attachment; filename="leads.csv"'
         return response
+
+    @bp.post("/api/conversations/<int:conversation_id>/pause")
+    @auth.required
+    async def pause(conversation_id: int) -> Response:
+        return _paused(conversation_id, True)
+
+    @bp.post("/api/conversations/<int:conversation_id>/resume")
+    @auth.required
+    async def resume(conversation_id: int) -> Response:
+        return _paused(conversation_id, False)
+
+    def _paused(conversation_id: int, paused: bool) -> Response:
+        if not conversations.set_paused(db, conversation_id, paused):
+            return error_response(404, "Conversación no encontrada")
+        return json_response({"success": True, "pausada": paused})
+
+    @bp.post("/api/conversations/<int:conversation_id>/reply")
+    @auth.required
+    async def reply(conversation_id: int) -> Response:
+        """A person's reply from the dashboard, through the same outbox as the bot's."""
+        body = await request.get_json(silent=True)
+        text = body.get("texto") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            return error_response(400, "texto es obligatorio")
+        if len(text) > MAX_REPLY_CHARS:
+            return error_response(400, f"texto admite hasta {MAX_REPLY_CHARS} caracteres")
+        conversation = conversations.get(db, conversation_id)
+        if conversation is None:
+            return error_response(404, "Conversación no encontrada")
+        with db.transaction():
+            message_id = messages.add_human_reply(
+                db, conversation.id, conversation.channel, text.strip()
+            )
+            if conversation.channel in MESSAGING:
+                outbox.enqueue(
+                    db,
+                    conversation.id,
+                    conversation.channel,
+                    conversation.external_key,
+                    "text",
+                    split_text(text.strip(), TEXT_LIMIT[conversation.channel]),
+                    message_id,
+                )
+        if conversation.channel in MESSAGING and ctx.notices is not None:
+            with contextlib.suppress(trio.WouldBlock):
+                ctx.notices.send_nowait(OutboxReady(conversation.id))
+        return json_response({"success": True, "id": message_id})
 
     return bp

@@ -56,6 +56,11 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     async def index() -> Response:
         return await send_from_directory(public, "index.html")
 
+    @app.get("/dashboard")
+    async def dashboard() -> Response:
+        # The page itself is public; every piece of data on it needs the admin session.
+        return await send_from_directory(public, "dashboard.html")
+
     @app.get("/api/business")
     async def business() -> Response:
         """What the public pages may show of the business: name, slogan, colours."""

@@ -8,7 +8,7 @@ from typing import Protocol
 import trio
 
 from actors.conversation.llm import LLMStatistics
-from actors.messages import InboundMessage
+from actors.messages import InboundMessage, NotifierNotice
 from store.db import Database
 from supervisor.business import BusinessConfig
 from supervisor.settings import Settings
@@ -49,3 +49,4 @@ class IngressContext:
     business: BusinessConfig
     inbox: trio.MemorySendChannel[InboundMessage]
     suite: SuiteStatus
+    notices: trio.MemorySendChannel[NotifierNotice] | None = None  # wakes the notifier

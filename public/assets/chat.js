@@ -8,6 +8,9 @@ const form = document.getElementById("composer");
 const input = document.getElementById("input");
 const sendButton = document.getElementById("send");
 const statusLine = document.getElementById("status");
+const POLL_MS = 3000; // a person may answer from the dashboard: their reply shows up here
+let shown = 0; // messages of the stored history already on screen
+let busy = false;
 
 function sessionId() {
   let id = localStorage.getItem(SESSION_KEY);
@@ -46,7 +49,16 @@ async function loadHistory() {
   const response = await fetch("/api/chat/session/" + encodeURIComponent(sessionId()));
   if (!response.ok) return;
   const body = await response.json();
-  for (const m of body.data.historial) addMessage(m.role, m.content);
+  const history = body.data.historial;
+  for (const m of history.slice(shown)) if (m.content) addMessage(m.role, m.content);
+  shown = history.length;
+}
+
+async function poll() {
+  if (!busy) {
+    try { await loadHistory(); } catch (_) { /* try again on the next tick */ }
+  }
+  setTimeout(poll, POLL_MS);
 }
 
 function parseEvents(buffer, onEvent) {
@@ -66,6 +78,7 @@ function parseEvents(buffer, onEvent) {
 }
 
 async function send(text) {
+  busy = true;
   addMessage("user", text);
   const bubble = addMessage("assistant", "");
   bubble.classList.add("msg--pending");
@@ -99,12 +112,18 @@ async function send(text) {
         list.scrollTop = list.scrollHeight;
       });
     }
-    if (!bubble.textContent) throw new Error("El asistente no respondió.");
+    if (bubble.textContent) {
+      shown += 2;
+    } else {
+      bubble.remove(); // a person has the conversation: their reply comes by polling
+      shown += 1;
+    }
   } catch (error) {
     bubble.remove();
     statusLine.textContent = error.message;
   } finally {
     bubble.classList.remove("msg--pending");
+    busy = false;
   }
 }
 
@@ -128,6 +147,7 @@ document.getElementById("reset").addEventListener("click", async () => {
   const old = sessionId();
   localStorage.removeItem(SESSION_KEY);
   list.replaceChildren();
+  shown = 0;
   statusLine.textContent = "";
   try {
     await fetch("/api/chat/reset", {
@@ -140,4 +160,4 @@ document.getElementById("reset").addEventListener("click", async () => {
 });
 
 loadBranding();
-loadHistory();
+loadHistory().finally(() => setTimeout(poll, POLL_MS));

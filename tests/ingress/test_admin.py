@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ PASSWORD = "clave-de-prueba-KNOWN-123"
 # Routes anyone may call: the chat and the page's own data, login, webhooks, health.
 PUBLIC = {
     "/",
+    "/dashboard",
     "/assets/<path:filename>",
     "/api/business",
     "/api/chat",
@@ -68,13 +70,13 @@ async def test_every_admin_route_wants_a_session_and_changes_want_csrf(tmp_path:
                 assert rule.rule in PUBLIC, f"{rule.rule} is neither public nor admin-only"
         assert len(admin) >= 8
         for method, rule in admin:
-            path = rule.replace("<int:lead_id>", "1")
+            path = re.sub(r"<int:\w+>", "1", rule)
             r = await client.request(method, path, json={})
             assert r.status_code == 401, (method, path, r.status_code)
         csrf = await login(client)
         for method, rule in admin:
             if method in ("POST", "PUT", "PATCH", "DELETE"):
-                path = rule.replace("<int:lead_id>", "1")
+                path = re.sub(r"<int:\w+>", "1", rule)
                 r = await client.request(method, path, json={})
                 assert r.status_code == 403, (method, path)
                 r = await client.request(

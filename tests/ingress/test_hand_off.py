@@ -1,0 +1,65 @@
+"""Hand-off on WhatsApp: paused, a person's messages are stored and shown, not answered by
+the bot; the human's reply goes out through the same outbox; resumed, the bot answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from tests.conftest import make_settings, running_suite, wait_for
+from tests.fakes.graph_server import FakeGraph
+from tests.meta import channel_env, post_signed, whatsapp_text
+
+PASSWORD = "handoff-KNOWN-clave-1"
+USER = "56987654321"
+
+
+async def test_pause_reply_by_hand_and_resume_on_whatsapp(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    settings = make_settings(tmp_path, **channel_env(fake_graph.url), ADMIN_PASSWORD=PASSWORD)
+    async with running_suite(settings) as (suite, client):
+        hello = whatsapp_text(USER, "wamid.h1", "Hola, soy Marta y quiero agendar")
+        assert (await post_signed(client, "whatsapp", hello)).status_code == 200
+        await wait_for(lambda: len(fake_graph.texts()) == 1)  # the bot's reply
+        csrf = (await client.post("/api/auth/login", json={"password": PASSWORD})).json()[
+            "csrfToken"
+        ]
+        headers = {"X-CSRF-Token": csrf}
+        lead = (await client.get("/api/leads")).json()["data"][0]
+        detail = (await client.get(f"/api/leads/{lead['id']}")).json()["data"]
+        conversation = detail["conversaciones"][0]["id"]
+        r = await client.post(f"/api/conversations/{conversation}/pause", headers=headers)
+        assert r.json() == {"success": True, "pausada": True}
+
+        waiting = whatsapp_text(USER, "wamid.h2", "¿Hay alguien?", ts=1764230100)
+        assert (await post_signed(client, "whatsapp", waiting)).status_code == 200
+        assert suite.db is not None
+        db = suite.db
+        await wait_for(
+            lambda: (
+                db.scalar("SELECT status FROM messages WHERE external_id = 'wamid.h2'") == "handled"
+            )
+        )
+        await trio.sleep(0.5)
+        assert len(fake_graph.texts()) == 1  # the bot stayed quiet
+        shown = (await client.get(f"/api/leads/{lead['id']}")).json()["data"]["mensajes"]
+        assert shown[-1]["content"] == "¿Hay alguien?"
+
+        manual = "Hola Marta, soy Carla. Te llamo ahora."
+        r = await client.post(
+            f"/api/conversations/{conversation}/reply", json={"texto": manual}, headers=headers
+        )
+        assert r.status_code == 200
+        await wait_for(lambda: len(fake_graph.texts()) == 2)
+        assert fake_graph.texts()[1] == (USER, manual)
+        bad = await client.post(
+            f"/api/conversations/{conversation}/reply", json={"texto": " "}, headers=headers
+        )
+        assert bad.status_code == 400
+
+        await client.post(f"/api/conversations/{conversation}/resume", headers=headers)
+        again = whatsapp_text(USER, "wamid.h3", "gracias, ¿y el precio?", ts=1764230200)
+        assert (await post_signed(client, "whatsapp", again)).status_code == 200
+        await wait_for(lambda: len(fake_graph.texts()) == 3)  # the bot is back
