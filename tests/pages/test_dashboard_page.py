@@ -48,6 +48,7 @@ def dashboard_flow(base: str, shots: Path) -> list[str]:
             panel.fill("#password", PASSWORD)
             panel.click("#login-form button")
             panel.wait_for_selector("#leads tbody tr")
+            assert not panel.locator("#login-view").is_visible()  # the login form is gone
             row = panel.locator("#leads tbody tr").first
             assert HOSTILE_NAME in row.text_content()  # shown as text
             assert panel.locator("#leads img").count() == 0
