@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import trio
@@ -15,7 +16,8 @@ from quart import Blueprint, Response, request
 
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
 from actors.messages import OutboxReady
-from store import conversations, lead_reports, leads, messages, outbox
+from actors.notifier.follow_ups import FollowUps
+from store import conversations, follow_ups, lead_reports, leads, messages, outbox
 from store.lead_reports import LeadFilter
 
 from .admin_auth import AdminAuth
@@ -239,5 +241,54 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
             with contextlib.suppress(trio.WouldBlock):
                 ctx.notices.send_nowait(OutboxReady(conversation.id))
         return json_response({"success": True, "id": message_id})
+
+    def planner() -> FollowUps:
+        return FollowUps(db, ctx.business, ctx.settings, lambda: datetime.now(UTC))
+
+    @bp.get("/api/followups")
+    @auth.required
+    async def follow_ups_due() -> Response:
+        due = planner().due(datetime.now(UTC))
+        return json_response(
+            {
+                "success": True,
+                "data": {
+                    "pendientes": [
+                        {
+                            "leadId": lead.id,
+                            "nombre": lead.fields.name,
+                            "estado": lead.classification,
+                            "canal": lead.channel,
+                            "ultimoMensaje": lead.last_user_message_at,
+                        }
+                        for lead in due
+                    ],
+                    "totales": follow_ups.counts(db),
+                },
+            }
+        )
+
+    @bp.get("/api/followups/<int:lead_id>")
+    @auth.required
+    async def follow_up_history(lead_id: int) -> Response:
+        if leads.get(db, lead_id) is None:
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True, "data": follow_ups.for_lead(db, lead_id)})
+
+    @bp.post("/api/followups/<int:lead_id>/send")
+    @auth.required
+    async def follow_up_now(lead_id: int) -> Response:
+        lead = leads.get(db, lead_id)
+        if lead is None:
+            return error_response(404, "Lead no encontrado")
+        with db.transaction():
+            outcome = planner().send_now(lead, datetime.now(UTC))
+        if not outcome["ok"]:
+            return error_response(409, str(outcome["error"]))
+        queued = outcome["conversation"]
+        if isinstance(queued, int) and ctx.notices is not None:
+            with contextlib.suppress(trio.WouldBlock):
+                ctx.notices.send_nowait(OutboxReady(queued))
+        return json_response({"success": True, "data": outcome["attempt"]})
 
     return bp

@@ -13,7 +13,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -136,9 +136,26 @@ class FollowUps:
 
     def _one(self, lead: Lead, now: datetime) -> int | None:
         number = self._number_due(lead, now)
-        if number is None or lead.last_user_message_at is None:
+        if number is None:
             return None
+        return self.attempt(lead, now, number)
+
+    def send_now(self, lead: Lead, now: datetime) -> dict[str, object]:
+        """A follow-up a person asked for from the dashboard: no waiting for the silence,
+        the hours or the count, but Meta's window, the template and opt-out still hold."""
+        if lead.opted_out_at:
+            return {"ok": False, "error": "el cliente pidió no recibir más mensajes"}
+        cycle = lead.last_user_message_at or lead.created_at
+        lead = replace(lead, last_user_message_at=cycle)
+        number = follow_ups.count_in_cycle(self.db, lead.id, cycle) + 1
+        conversation_id = self.attempt(lead, now, number)
+        attempt = follow_ups.for_lead(self.db, lead.id)[-1]
+        return {"ok": True, "conversation": conversation_id, "attempt": attempt}
+
+    def attempt(self, lead: Lead, now: datetime, number: int) -> int | None:
+        """Decide and record follow-up `number`; the conversation with a send queued."""
         cycle = lead.last_user_message_at
+        assert cycle is not None
         conversation = conversations.latest_for_lead(self.db, lead.id)
         channel = conversation.channel if conversation else "web"
         plan = self.plan(channel, lead, now)

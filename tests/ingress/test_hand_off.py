@@ -63,3 +63,35 @@ async def test_pause_reply_by_hand_and_resume_on_whatsapp(
         again = whatsapp_text(USER, "wamid.h3", "gracias, ¿y el precio?", ts=1764230200)
         assert (await post_signed(client, "whatsapp", again)).status_code == 200
         await wait_for(lambda: len(fake_graph.texts()) == 3)  # the bot is back
+
+
+async def test_a_follow_up_sent_now_from_the_dashboard(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    settings = make_settings(tmp_path, **channel_env(fake_graph.url), ADMIN_PASSWORD=PASSWORD)
+    async with running_suite(settings) as (_suite, client):
+        hello = whatsapp_text(USER, "wamid.f1", "Hola, soy Marta, me interesa la mantención")
+        assert (await post_signed(client, "whatsapp", hello)).status_code == 200
+        await wait_for(lambda: len(fake_graph.texts()) == 1)
+        login = await client.post("/api/auth/login", json={"password": PASSWORD})
+        headers = {"X-CSRF-Token": login.json()["csrfToken"]}
+        lead = (await client.get("/api/leads")).json()["data"][0]
+        due = (await client.get("/api/followups")).json()["data"]
+        assert due["pendientes"] == []  # she wrote a moment ago
+        r = await client.post(f"/api/followups/{lead['id']}/send", headers=headers)
+        assert r.status_code == 200 and r.json()["data"]["number"] == 1
+        await wait_for(lambda: len(fake_graph.texts()) == 2)
+        assert fake_graph.texts()[1][1].startswith("Hola Marta, te escribo de Cordillera Clima")
+        history = (await client.get(f"/api/followups/{lead['id']}")).json()["data"]
+        assert [h["number"] for h in history] == [1]
+
+        stop = whatsapp_text(USER, "wamid.f2", "STOP", ts=1764230100)
+        assert (await post_signed(client, "whatsapp", stop)).status_code == 200
+        await wait_for(lambda: len(fake_graph.texts()) == 3)  # the one confirmation
+        for _ in range(100):  # the classifier records the opt-out just after the reply
+            detail = (await client.get(f"/api/leads/{lead['id']}")).json()["data"]
+            if detail["opted_out_at"]:
+                break
+            await trio.sleep(0.05)
+        refused = await client.post(f"/api/followups/{lead['id']}/send", headers=headers)
+        assert refused.status_code == 409 and "no recibir" in refused.json()["error"]
