@@ -292,6 +292,17 @@ V7_HAND_OFF = """
 ALTER TABLE conversations ADD COLUMN paused_at TEXT;
 """
 
+V8_PROMPT_VERSIONS = """
+-- The business's rules for the model as edited in the dashboard; the newest is in force
+-- (none: prompts/systemPrompt.txt). Every edit is kept, so any can be restored.
+CREATE TABLE prompt_versions (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    note TEXT,
+    created_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -300,4 +311,5 @@ MIGRATIONS: tuple[str, ...] = (
     V5_ADMIN_SESSIONS,
     V6_LEGACY_IMPORT,
     V7_HAND_OFF,
+    V8_PROMPT_VERSIONS,
 )

@@ -25,7 +25,7 @@ from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
 from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
-from store import backups, maintenance
+from store import backups, maintenance, prompts
 from store.db import Database, open_database, utc_now
 
 from . import control
@@ -93,6 +93,7 @@ class Suite:
         self.settings = settings
         self.business = business
         self.rules = rules
+        self.file_rules = rules  # prompts/systemPrompt.txt; the dashboard's edits win
         self.systemd = systemd or SystemdNotifier({})
         self.version = suite_version()
         self.started_at = utc_now()
@@ -183,6 +184,13 @@ class Suite:
             raise RuntimeError("the suite is not running")
         await self.supervisor.restart(name)
 
+    async def use_rules(self, text: str) -> None:
+        """New rules for the model: the conversation actor restarts to build its prompts
+        again (turns in progress finish first, as in a shutdown)."""
+        self.rules = text
+        if self.supervisor is not None and self.supervisor.is_running("conversation"):
+            await self.supervisor.restart("conversation")
+
     def problems(self) -> list[str]:
         """What makes the suite `degraded` besides its actors (for /health/detailed)."""
         if self.db is None or self.settings.backup_time is None:
@@ -211,6 +219,9 @@ class Suite:
 
     async def _run(self, task_status: trio.TaskStatus[Suite]) -> None:
         self.db = open_database(self.settings.database_path)
+        edited = prompts.current(self.db)
+        if edited is not None:
+            self.rules = str(edited["text"])
         try:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:

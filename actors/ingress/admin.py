@@ -17,7 +17,7 @@ from quart import Blueprint, Response, request
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
 from actors.messages import OutboxReady
 from actors.notifier.follow_ups import FollowUps
-from store import conversations, follow_ups, lead_reports, leads, messages, outbox
+from store import conversations, follow_ups, lead_reports, leads, messages, outbox, prompts
 from store.lead_reports import LeadFilter
 
 from .admin_auth import AdminAuth
@@ -26,6 +26,7 @@ from .responses import error_response, json_response
 
 MAX_PAGE = 200
 MAX_REPLY_CHARS = 4000
+MAX_PROMPT_CHARS = 20_000
 CSV_COLUMNS = (
     ("id", "id"),
     ("nombre", "name"),
@@ -290,5 +291,49 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
             with contextlib.suppress(trio.WouldBlock):
                 ctx.notices.send_nowait(OutboxReady(queued))
         return json_response({"success": True, "data": outcome["attempt"]})
+
+    @bp.get("/api/prompt")
+    @auth.required
+    async def read_prompt() -> Response:
+        edited = prompts.current(db)
+        return json_response(
+            {
+                "success": True,
+                "data": {
+                    "texto": ctx.suite.rules,
+                    "origen": "panel" if edited else "archivo",
+                    "versiones": prompts.history(db),
+                },
+            }
+        )
+
+    @bp.put("/api/prompt")
+    @auth.required
+    async def write_prompt() -> Response:
+        body = await request.get_json(silent=True)
+        text = body.get("texto") if isinstance(body, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            return error_response(400, "texto es obligatorio")
+        if len(text) > MAX_PROMPT_CHARS:
+            return error_response(400, f"texto admite hasta {MAX_PROMPT_CHARS} caracteres")
+        version = prompts.add(db, text.strip(), "editado en el panel")
+        await ctx.suite.use_rules(text.strip())
+        return json_response({"success": True, "version": version})
+
+    @bp.post("/api/prompt/restore")
+    @auth.required
+    async def restore_prompt() -> Response:
+        """Back to an earlier version (`{"version": id}`) or to the file (`{}`)."""
+        body = await request.get_json(silent=True)
+        wanted = body.get("version") if isinstance(body, dict) else None
+        if wanted is None:
+            text, note = ctx.suite.file_rules, "restaurado desde el archivo"
+        elif isinstance(wanted, int) and (old := prompts.get(db, wanted)) is not None:
+            text, note = str(old["text"]), f"restaurada la versión {wanted}"
+        else:
+            return error_response(404, "Versión no encontrada")
+        version = prompts.add(db, text, note)
+        await ctx.suite.use_rules(text)
+        return json_response({"success": True, "version": version})
 
     return bp

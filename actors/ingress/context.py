@@ -39,6 +39,11 @@ class SuiteStatus(Protocol):
 
     def llm_report(self) -> dict[str, object]: ...
 
+    file_rules: str
+    rules: str
+
+    async def use_rules(self, text: str) -> None: ...
+
     def last_backup(self) -> dict[str, object] | None: ...
 
 

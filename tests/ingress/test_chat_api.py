@@ -199,7 +199,7 @@ async def test_health_endpoints(tmp_path: Path) -> None:
             "conversation": "running",
             "ingress": "running",
         }
-        assert detailed["store"]["schemaVersion"] == 7
+        assert detailed["store"]["schemaVersion"] == 8
         assert detailed["store"]["sizeBytes"] > 0
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"
