@@ -24,13 +24,24 @@ class LeadView:
     area: str | None
     classification: str
     channel: str
+    reasons: tuple[str, ...] = ()
+    score: int = 0
 
     @classmethod
     def of(cls, lead: Lead | None, channel: str) -> LeadView:
         if lead is None:
             return cls(None, None, None, None, "frio", channel)
         f = lead.fields
-        return cls(f.name, f.phone, f.service, f.area, lead.classification, lead.channel)
+        return cls(
+            f.name,
+            f.phone,
+            f.service,
+            f.area,
+            lead.classification,
+            lead.channel,
+            tuple(lead.reasons),
+            lead.score,
+        )
 
     @property
     def complete(self) -> bool:

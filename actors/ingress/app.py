@@ -56,6 +56,10 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     async def index() -> Response:
         return await send_from_directory(public, "index.html")
 
+    @app.get("/demo")
+    async def demo() -> Response:
+        return await send_from_directory(public, "demo.html")
+
     @app.get("/dashboard")
     async def dashboard() -> Response:
         # The page itself is public; every piece of data on it needs the admin session.

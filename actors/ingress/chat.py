@@ -42,6 +42,9 @@ def lead_json(lead: LeadView) -> dict[str, Any]:
         "canal": lead.channel,
         "completo": lead.complete,
         "prioridad": lead.priority,
+        # Beyond the original's shape (a widget that ignores them keeps working):
+        "razones": list(lead.reasons),
+        "puntaje": lead.score,
     }
 
 

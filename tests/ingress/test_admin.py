@@ -23,6 +23,7 @@ PASSWORD = "clave-de-prueba-KNOWN-123"
 PUBLIC = {
     "/",
     "/dashboard",
+    "/demo",
     "/assets/<path:filename>",
     "/api/business",
     "/api/chat",

@@ -33,6 +33,8 @@ async def test_two_turns_collect_the_lead_and_keep_the_history(tmp_path: Path) -
             "canal",
             "completo",
             "prioridad",
+            "razones",
+            "puntaje",
         }
         assert data["sessionId"] == "s-1"
         assert data["lead"]["servicio"] == "Mantención preventiva"
@@ -79,7 +81,10 @@ async def test_offline_brain_walks_the_fields_in_order(tmp_path: Path) -> None:
             "canal": "web",
             "completo": True,
             "prioridad": "alta",
+            "razones": lead["razones"],
+            "puntaje": lead["puntaje"],
         }
+        assert any(r.startswith("urgencia: ") for r in lead["razones"]) and lead["puntaje"] > 50
         assert done["conversacionCompleta"] is True
         # The conversation goes on after the lead is complete: questions still get answers.
         assert "registré tu solicitud" in str(done["respuesta"])  # summed up once
