@@ -16,6 +16,7 @@ from .context import IngressContext
 from .health import create_health_blueprint
 from .metrics import Metrics
 from .responses import error_response, json_response
+from .simulate import create_simulate_blueprint
 from .webhooks import create_webhooks_blueprint
 
 log = logging.getLogger("ingress")
@@ -48,6 +49,7 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     auth = AdminAuth(ctx)
     app.register_blueprint(auth.blueprint())
     app.register_blueprint(create_admin_blueprint(ctx, auth))
+    app.register_blueprint(create_simulate_blueprint(ctx, auth))
     metrics = Metrics(ctx)
     metrics.instrument(app)
     app.register_blueprint(metrics.blueprint())

@@ -45,6 +45,7 @@ CONCURRENCY = 8
 MAX_ATTEMPTS = 8
 RETRY_WAIT = wait_random_exponential(multiplier=2 * SECONDS, max=600 * SECONDS)
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+SIMULATED = "sim:"  # recipients of /api/simulate: their sends stay in the sandbox
 OWNER_MAX_ATTEMPTS = 12  # about a day of retries with the backoff below
 WEBHOOK_TIMEOUT = 10 * SECONDS
 
@@ -119,6 +120,11 @@ class Deliverer:
 
     async def _send(self, item: OutboxItem) -> None:
         db, stats = self.ctx.db, self.ctx.stats
+        if item.recipient.startswith(SIMULATED):
+            # A demo's simulated person (POST /api/simulate/...): never sent to Meta.
+            outbox.mark_sent(db, item.id, f"sandbox-{item.id}")
+            stats.sent += 1
+            return
         if item.kind == "text" and not window_open(
             messages.last_user_message_at(db, item.conversation_id), self.ctx.clock()
         ):

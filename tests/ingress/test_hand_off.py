@@ -95,3 +95,45 @@ async def test_a_follow_up_sent_now_from_the_dashboard(
             await trio.sleep(0.05)
         refused = await client.post(f"/api/followups/{lead['id']}/send", headers=headers)
         assert refused.status_code == 409 and "no recibir" in refused.json()["error"]
+
+
+async def test_simulated_channels_go_through_the_pipeline_into_the_sandbox(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    # WhatsApp configured (tokens): still, a simulated person is never sent to Meta.
+    settings = make_settings(tmp_path, **channel_env(fake_graph.url), ADMIN_PASSWORD=PASSWORD)
+    async with running_suite(settings) as (suite, client):
+        body = {"de": "ana", "mensaje": "Hola, soy Ana, 987654321, quiero agendar"}
+        assert (await client.post("/api/simulate/whatsapp", json=body)).status_code == 401
+        login = await client.post("/api/auth/login", json={"password": PASSWORD})
+        headers = {"X-CSRF-Token": login.json()["csrfToken"]}
+        for channel in ("whatsapp", "instagram", "web"):
+            r = await client.post(f"/api/simulate/{channel}", json=body, headers=headers)
+            assert r.status_code == 202, r.text
+        bad = await client.post(
+            "/api/simulate/whatsapp", json={"de": "<x>", "mensaje": "hola"}, headers=headers
+        )
+        assert bad.status_code == 400
+        assert (
+            await client.post("/api/simulate/fax", json=body, headers=headers)
+        ).status_code == 404
+
+        async def sandbox() -> dict[str, list[dict[str, object]]]:
+            data: dict[str, list[dict[str, object]]] = (
+                await client.get("/api/simulate/sandbox")
+            ).json()["data"]
+            return data
+
+        with trio.fail_after(10):
+            while len((await sandbox())["envios"]) < 2:
+                await trio.sleep(0.05)
+        box = await sandbox()
+        assert {(s["channel"], s["status"]) for s in box["envios"]} == {
+            ("whatsapp", "sent"),
+            ("instagram", "sent"),
+        }
+        assert fake_graph.attempts == []  # nothing reached the Graph API
+        assert sum(1 for m in box["mensajes"] if m["role"] == "assistant") == 3
+        leads = (await client.get("/api/leads", params={"estado": "caliente"})).json()
+        assert leads["total"] >= 1  # classified like any other lead
+        assert suite.db is not None
