@@ -303,6 +303,13 @@ CREATE TABLE prompt_versions (
 );
 """
 
+V9_STRATEGY_VERSIONS = """
+-- The commercial strategy (objective, hot-lead criteria, tone, insistence) is versioned
+-- like the prompt: `kind` tells them apart.
+ALTER TABLE prompt_versions ADD COLUMN kind TEXT NOT NULL DEFAULT 'prompt';
+CREATE INDEX prompt_versions_by_kind ON prompt_versions (kind, id);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -312,4 +319,5 @@ MIGRATIONS: tuple[str, ...] = (
     V6_LEGACY_IMPORT,
     V7_HAND_OFF,
     V8_PROMPT_VERSIONS,
+    V9_STRATEGY_VERSIONS,
 )

@@ -1,4 +1,6 @@
-"""Versions of the business's rules for the model, edited from the dashboard."""
+"""Versions of what the model is told, edited from the dashboard: the business's rules
+(`prompt`) and the commercial strategy (`strategy`, a JSON document). The newest of each
+kind is in force; every version is kept, so any can be restored."""
 
 from __future__ import annotations
 
@@ -7,26 +9,31 @@ from typing import Any
 from .db import Database, utc_now
 
 
-def current(db: Database) -> dict[str, Any] | None:
-    return db.one("SELECT id, text, note, created_at FROM prompt_versions ORDER BY id DESC LIMIT 1")
-
-
-def get(db: Database, version_id: int) -> dict[str, Any] | None:
+def current(db: Database, kind: str = "prompt") -> dict[str, Any] | None:
     return db.one(
-        "SELECT id, text, note, created_at FROM prompt_versions WHERE id = ?", (version_id,)
+        "SELECT id, text, note, created_at FROM prompt_versions WHERE kind = ?"
+        " ORDER BY id DESC LIMIT 1",
+        (kind,),
     )
 
 
-def add(db: Database, text: str, note: str | None = None) -> int:
+def get(db: Database, version_id: int, kind: str = "prompt") -> dict[str, Any] | None:
+    return db.one(
+        "SELECT id, text, note, created_at FROM prompt_versions WHERE id = ? AND kind = ?",
+        (version_id, kind),
+    )
+
+
+def add(db: Database, text: str, note: str | None = None, kind: str = "prompt") -> int:
     return db.insert(
-        "INSERT INTO prompt_versions (text, note, created_at) VALUES (?, ?, ?)",
-        (text, note, utc_now()),
+        "INSERT INTO prompt_versions (text, note, created_at, kind) VALUES (?, ?, ?, ?)",
+        (text, note, utc_now(), kind),
     )
 
 
-def history(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+def history(db: Database, kind: str = "prompt", limit: int = 20) -> list[dict[str, Any]]:
     return db.all(
         "SELECT id, note, created_at, length(text) AS chars FROM prompt_versions"
-        " ORDER BY id DESC LIMIT ?",
-        (limit,),
+        " WHERE kind = ? ORDER BY id DESC LIMIT ?",
+        (kind, limit),
     )

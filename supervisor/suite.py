@@ -24,6 +24,8 @@ from actors.conversation.brain import Brain
 from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
+from actors.conversation.strategy import Strategy
+from actors.conversation.strategy import render as render_strategy
 from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
 from store import backups, maintenance, prompts
 from store.db import Database, open_database, utc_now
@@ -94,6 +96,7 @@ class Suite:
         self.business = business
         self.rules = rules
         self.file_rules = rules  # prompts/systemPrompt.txt; the dashboard's edits win
+        self.strategy = ""  # the commercial strategy's text, told after the rules
         self.systemd = systemd or SystemdNotifier({})
         self.version = suite_version()
         self.started_at = utc_now()
@@ -184,10 +187,13 @@ class Suite:
             raise RuntimeError("the suite is not running")
         await self.supervisor.restart(name)
 
-    async def use_rules(self, text: str) -> None:
-        """New rules for the model: the conversation actor restarts to build its prompts
-        again (turns in progress finish first, as in a shutdown)."""
-        self.rules = text
+    async def use_rules(self, text: str | None = None, strategy: str | None = None) -> None:
+        """New rules or strategy for the model: the conversation actor restarts to build its
+        prompts again (turns in progress finish first, as in a shutdown)."""
+        if text is not None:
+            self.rules = text
+        if strategy is not None:
+            self.strategy = strategy
         if self.supervisor is not None and self.supervisor.is_running("conversation"):
             await self.supervisor.restart("conversation")
 
@@ -222,6 +228,9 @@ class Suite:
         edited = prompts.current(self.db)
         if edited is not None:
             self.rules = str(edited["text"])
+        strategy = prompts.current(self.db, "strategy")
+        if strategy is not None and strategy["text"]:
+            self.strategy = render_strategy(Strategy.model_validate_json(strategy["text"]))
         try:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
@@ -364,7 +373,11 @@ class Suite:
                     self.settings.openai_max_retries,
                 ),
                 {
-                    channel: system_prompt(self.business, self.rules, channel)
+                    channel: system_prompt(
+                        self.business,
+                        "\n\n".join(filter(None, (self.rules, self.strategy))),
+                        channel,
+                    )
                     for channel in CHANNELS
                 },
                 self.llm_stats,

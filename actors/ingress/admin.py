@@ -7,14 +7,18 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import trio
+from pydantic import ValidationError
 from quart import Blueprint, Response, request
 
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
+from actors.conversation.strategy import Strategy
+from actors.conversation.strategy import render as render_strategy
 from actors.messages import OutboxReady
 from actors.notifier.follow_ups import FollowUps
 from store import conversations, follow_ups, lead_reports, leads, messages, outbox, prompts
@@ -334,6 +338,51 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
             return error_response(404, "Versión no encontrada")
         version = prompts.add(db, text, note)
         await ctx.suite.use_rules(text)
+        return json_response({"success": True, "version": version})
+
+    @bp.get("/api/strategy")
+    @auth.required
+    async def read_strategy() -> Response:
+        current = prompts.current(db, "strategy")
+        document = json.loads(current["text"]) if current and current["text"] else None
+        return json_response(
+            {
+                "success": True,
+                "data": {"estrategia": document, "versiones": prompts.history(db, "strategy")},
+            }
+        )
+
+    @bp.put("/api/strategy")
+    @auth.required
+    async def write_strategy() -> Response:
+        body = await request.get_json(silent=True)
+        try:
+            strategy = Strategy.model_validate(body)
+        except ValidationError as exc:
+            details = [
+                {"campo": ".".join(map(str, e["loc"])) or "(raíz)", "mensaje": e["msg"]}
+                for e in exc.errors()
+            ]
+            return error_response(400, "Estrategia inválida", details)
+        version = prompts.add(db, strategy.model_dump_json(), "editada en el panel", "strategy")
+        await ctx.suite.use_rules(strategy=render_strategy(strategy))
+        return json_response({"success": True, "version": version})
+
+    @bp.post("/api/strategy/restore")
+    @auth.required
+    async def restore_strategy() -> Response:
+        """Back to an earlier version (`{"version": id}`), or to none (`{}`)."""
+        body = await request.get_json(silent=True)
+        wanted = body.get("version") if isinstance(body, dict) else None
+        if wanted is None:
+            text, note, rendered = "", "sin estrategia", ""
+        elif isinstance(wanted, int) and (old := prompts.get(db, wanted, "strategy")) is not None:
+            text, note = str(old["text"]), f"restaurada la versión {wanted}"
+            rendered = render_strategy(Strategy.model_validate_json(text)) if text else ""
+        else:
+            return error_response(404, "Versión no encontrada")
+        version = prompts.add(db, text, note, "strategy")
+        await ctx.suite.use_rules(strategy=rendered)
         return json_response({"success": True, "version": version})
 
     return bp

@@ -204,7 +204,7 @@ async def test_health_endpoints(tmp_path: Path) -> None:
             "conversation": "running",
             "ingress": "running",
         }
-        assert detailed["store"]["schemaVersion"] == 8
+        assert detailed["store"]["schemaVersion"] == 9
         assert detailed["store"]["sizeBytes"] > 0
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"

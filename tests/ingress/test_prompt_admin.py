@@ -58,3 +58,42 @@ async def test_edit_restore_and_back_to_the_file(tmp_path: Path, fake_llm: FakeO
         conversation = next(a for a in suite.actors() if a.name == "conversation")
         assert conversation.restarts == 3  # rebuilt with each new text, never crashed
         assert conversation.last_error is None
+
+
+async def test_the_commercial_strategy_reaches_the_model(
+    tmp_path: Path, fake_llm: FakeOpenAI
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        ADMIN_PASSWORD=PASSWORD,
+        OPENAI_API_KEY="sk-test-strategy",
+        OPENAI_BASE_URL=fake_llm.url,
+    )
+    async with running_suite(settings) as (_suite, client):
+        login = await client.post("/api/auth/login", json={"password": PASSWORD})
+        headers = {"X-CSRF-Token": login.json()["csrfToken"]}
+        assert (await client.get("/api/strategy")).json()["data"]["estrategia"] is None
+        bad = await client.put(
+            "/api/strategy", json={"objetivoPrincipal": "", "insistencia": "total"}, headers=headers
+        )
+        assert bad.status_code == 400
+        fields = {d["campo"] for d in bad.json()["details"]}
+        assert fields == {"objetivoPrincipal", "insistencia"}
+        strategy = {
+            "objetivoPrincipal": "agendar visitas técnicas esta semana",
+            "criteriosLeadCaliente": ["pide visita", "tiene más de 3 equipos"],
+            "tono": "cercano",
+            "insistencia": "alta",
+        }
+        assert (
+            await client.put("/api/strategy", json=strategy, headers=headers)
+        ).status_code == 200
+        await client.post("/api/chat", json={"message": "hola", "sessionId": "s"})
+        system = str(fake_llm.requests[-1]["messages"][0]["content"])
+        assert "ESTRATEGIA COMERCIAL" in system
+        assert "agendar visitas técnicas esta semana" in system and "Insistencia alta" in system
+        assert (await client.get("/api/strategy")).json()["data"]["estrategia"] == strategy
+        r = await client.post("/api/strategy/restore", json={}, headers=headers)
+        assert r.status_code == 200
+        await client.post("/api/chat", json={"message": "hola", "sessionId": "t"})
+        assert "ESTRATEGIA COMERCIAL" not in str(fake_llm.requests[-1]["messages"][0]["content"])

@@ -16,12 +16,12 @@ from store.migrations import MIGRATIONS
 
 def test_migrations_apply_once_and_set_user_version(tmp_path: Path) -> None:
     db = open_database(tmp_path / "x" / "leads.db")
-    assert db.schema_version() == len(MIGRATIONS) == 8
+    assert db.schema_version() == len(MIGRATIONS) == 9
     assert db.scalar("PRAGMA journal_mode") == "wal"
     assert db.scalar("PRAGMA foreign_keys") == 1
     db.close()
     again = open_database(tmp_path / "x" / "leads.db")
-    assert migrate(again) == 8
+    assert migrate(again) == 9
     tables = {r["name"] for r in again.all("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"conversations", "messages", "leads", "outbox", "delivery_statuses"} <= tables
     again.close()
@@ -43,7 +43,7 @@ def test_a_version_1_database_is_migrated_keeping_its_rows(tmp_path: Path) -> No
         )
     old.close()
     db = open_database(path)
-    assert db.schema_version() == 8
+    assert db.schema_version() == 9
     assert [(m.content, m.status) for m in messages.pending_inbound(db)] == [("hola", "pending")]
     assert db.scalar("SELECT kind FROM messages") == "text"
 
