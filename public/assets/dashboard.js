@@ -51,6 +51,16 @@ async function loadStats() {
     cell(row, funnel.contacted || 0);
     cell(row, funnel.won || 0);
   }
+  const totals = { new: 0, contacted: 0, won: 0 };
+  for (const f of Object.values(s.embudo)) for (const k in totals) totals[k] += f[k] || 0;
+  const funnel = $("funnel");
+  funnel.replaceChildren();
+  for (const [key, label] of [["new", "Leads"], ["contacted", "Contactados"], ["won", "Ganados"]]) {
+    const step = document.createElement("div");
+    step.textContent = label + ": " + totals[key];
+    step.style.width = Math.max(8, Math.round((totals[key] / Math.max(1, totals.new)) * 100)) + "%";
+    funnel.appendChild(step);
+  }
   const bars = $("per-day");
   bars.replaceChildren();
   const top = Math.max(1, ...s.porDia.map((d) => d.leads));

@@ -53,6 +53,9 @@ def dashboard_flow(base: str, shots: Path) -> list[str]:
             assert HOSTILE_NAME in row.text_content()  # shown as text
             assert panel.locator("#leads img").count() == 0
             assert panel.locator("#stat-total").text_content() == "1"
+            expect(panel.locator("#funnel div")).to_have_text(
+                ["Leads: 1", "Contactados: 0", "Ganados: 0"]
+            )
             row.click()
             panel.wait_for_selector("#transcript li")
             texts = panel.locator("#transcript li").all_text_contents()
