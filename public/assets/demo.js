@@ -89,3 +89,54 @@ async function play(name) {
 for (const button of document.querySelectorAll("[data-scenario]")) {
   button.addEventListener("click", () => play(button.dataset.scenario));
 }
+
+// WhatsApp simulated through /api/simulate (admin session): the sandbox shows the answer.
+const SIM_USER = "demo" + Math.floor(Math.random() * 1e6);
+let simConversation = null;
+
+async function simulate(text) {
+  const session = await fetch("/api/auth/session", { credentials: "same-origin" });
+  if (!session.ok) {
+    $("sim-status").textContent = "Inicia sesión en el panel para simular WhatsApp.";
+    return;
+  }
+  const { csrfToken } = await session.json();
+  const response = await fetch("/api/simulate/whatsapp", {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
+    body: JSON.stringify({ de: SIM_USER, mensaje: text }),
+  });
+  const body = await response.json();
+  if (!response.ok) { $("sim-status").textContent = body.error; return; }
+  simConversation = body.conversationId;
+  $("sim-status").textContent = "Enviado; esperando la respuesta…";
+  for (let i = 0; i < 40; i++) {
+    if (await drawSandbox()) { $("sim-status").textContent = ""; return; }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function drawSandbox() {
+  const response = await fetch("/api/simulate/sandbox", { credentials: "same-origin" });
+  if (!response.ok) return false;
+  const { data } = await response.json();
+  const mine = data.mensajes.filter((m) => m.conversation_id === simConversation);
+  const list = $("sim-chat");
+  list.replaceChildren();
+  for (const m of mine) {
+    const item = document.createElement("li");
+    item.className = m.role;
+    item.textContent = m.content;
+    list.appendChild(item);
+  }
+  return mine.length > 0 && mine[mine.length - 1].role === "assistant";
+}
+
+$("sim-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("sim-text").value.trim();
+  if (!text) return;
+  $("sim-text").value = "";
+  simulate(text);
+});
