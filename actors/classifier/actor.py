@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import phonenumbers
@@ -32,6 +33,7 @@ from store import conversations, leads, messages, owner_notifications
 from store.db import Database
 from store.leads import Classification, Lead, LeadFields
 from store.messages import Turn
+from store.owner_notifications import OwnerMessage
 from supervisor.business import BusinessConfig
 from supervisor.failpoints import Failpoints
 from supervisor.settings import Settings
@@ -203,33 +205,25 @@ class Classifier:
         if klass == "tibio" and not (lead.fields.name and (lead.fields.phone or lead.fields.email)):
             return False
         owner = ctx.settings.owner_email or ctx.business.notifications.ownerEmail
-        queued = False
+        transports: dict[str, Callable[[], OwnerMessage]] = {}
         if owner and ctx.settings.email_configured:
-            recent = messages.last_lines(ctx.db, conversation_id, ALERT_LINES)
-            lines = [Line(*row) for row in recent]
-            queued |= (
-                owner_notifications.enqueue(
-                    ctx.db,
-                    "email",
-                    f"alert_{klass}",
-                    f"alert:{lead.id}:{klass}:email",
-                    lead_alert(ctx.business, lead, lines),
-                    lead.id,
-                )
-                is not None
+            transports["email"] = lambda: lead_alert(
+                ctx.business,
+                lead,
+                [Line(*row) for row in messages.last_lines(ctx.db, conversation_id, ALERT_LINES)],
             )
         if ctx.settings.webhook_url:
-            queued |= (
-                owner_notifications.enqueue(
-                    ctx.db,
-                    "webhook",
-                    f"alert_{klass}",
-                    f"alert:{lead.id}:{klass}:webhook",
-                    lead_event(ctx.business, "new_lead", lead),
-                    lead.id,
-                )
-                is not None
+            transports["webhook"] = lambda: lead_event(ctx.business, "new_lead", lead)
+        queued = False
+        for transport, compose in transports.items():
+            key = f"alert:{lead.id}:{klass}:{transport}"
+            # Every turn of a hot lead comes here: compose only what was never queued.
+            if owner_notifications.exists(ctx.db, key):
+                continue
+            owner_notifications.enqueue(
+                ctx.db, transport, f"alert_{klass}", key, compose(), lead.id
             )
+            queued = True
         if queued:
             ctx.stats.alerts_queued += 1
         return queued
