@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .db import Database, utc_now
+from .db import Database, from_text, to_text, utc_now
 
 TOKEN_BYTES = 32  # 256 bits
 
@@ -22,10 +22,6 @@ class Session:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def create(db: Database, client: str | None) -> tuple[str, str]:
@@ -51,16 +47,15 @@ def touch(db: Database, token: str, idle: timedelta, absolute: timedelta) -> Ses
     if row is None:
         return None
     now = datetime.now(UTC)
-    created = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
-    seen = datetime.fromisoformat(row["last_seen_at"].replace("Z", "+00:00"))
+    created, seen = from_text(row["created_at"]), from_text(row["last_seen_at"])
     if now - seen > idle or now - created > absolute:
         db.execute("DELETE FROM admin_sessions WHERE token_hash = ?", (row["token_hash"],))
         return None
     db.execute(
         "UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ?",
-        (_iso(now), row["token_hash"]),
+        (to_text(now), row["token_hash"]),
     )
-    return Session(row["token_hash"], row["csrf"], row["created_at"], _iso(now))
+    return Session(row["token_hash"], row["csrf"], row["created_at"], to_text(now))
 
 
 def end(db: Database, token: str) -> None:

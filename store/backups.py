@@ -24,7 +24,7 @@ from typing import IO
 
 import apsw
 
-from .db import BUSY_TIMEOUT_MS, Database
+from .db import BUSY_TIMEOUT_MS, Database, to_text
 
 NAME = re.compile(r"^leads-(\d{8})-(\d{6})\.db$")
 
@@ -71,9 +71,9 @@ def take(db_path: Path, backup_dir: Path, now: datetime | None = None) -> Backup
             _ms_since(started),
             False,
             f"{type(exc).__name__}: {exc}",
-            _iso(at),
+            to_text(at),
         )
-    return BackupResult(final, final.stat().st_size, _ms_since(started), True, None, _iso(at))
+    return BackupResult(final, final.stat().st_size, _ms_since(started), True, None, to_text(at))
 
 
 def integrity_problem(path: Path) -> str | None:
@@ -183,7 +183,3 @@ def restore(db_path: Path, source: Path) -> Path | None:
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -33,8 +33,17 @@ def utc_now() -> str:
 
 def utc_after(seconds: float) -> str:
     """The timestamp `seconds` from now (a retry time)."""
-    at = datetime.now(UTC) + timedelta(seconds=seconds)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return to_text(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+def to_text(at: datetime) -> str:
+    """An aware datetime as the store writes time: ISO-8601 UTC with milliseconds and Z."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def from_text(value: str) -> datetime:
+    """A stored timestamp back as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)

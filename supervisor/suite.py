@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import datetime
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -28,7 +27,7 @@ from actors.conversation.strategy import Strategy
 from actors.conversation.strategy import render as render_strategy
 from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
 from store import backups, maintenance, prompts
-from store.db import Database, open_database, utc_now
+from store.db import Database, from_text, open_database, utc_now
 
 from . import control
 from .business import BusinessConfig, load_business
@@ -201,7 +200,7 @@ class Suite:
         """What makes the suite `degraded` besides its actors (for /health/detailed)."""
         if self.db is None or self.settings.backup_time is None:
             return []
-        started = datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        started = from_text(self.started_at)
         return backup.backup_health(self.db, self.clock(), started)
 
     def last_backup(self) -> dict[str, object] | None:

@@ -16,7 +16,7 @@ import trio
 
 from store import backups
 from store.backups import BackupResult
-from store.db import Database
+from store.db import Database, from_text
 from supervisor.business import BusinessConfig
 from supervisor.settings import Settings
 
@@ -86,7 +86,7 @@ def backup_health(db: Database, now: datetime, running_since: datetime) -> list[
     if last is not None and not last["ok"]:
         reasons.append(f"el último respaldo falló: {last['error']}")
     good = backups.last_good_at(db)
-    since = datetime.fromisoformat(good.replace("Z", "+00:00")) if good else running_since
+    since = from_text(good) if good else running_since
     if now - since > OVERDUE:
         reasons.append("respaldo atrasado: ninguno bueno en las últimas 26 h")
     return reasons

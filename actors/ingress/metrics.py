@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from quart import Blueprint, Quart, Response, g, request
 
 from store import backups
+from store.db import from_text
 from supervisor.supervisor import ActorState
 
 from .context import IngressContext
@@ -106,7 +107,7 @@ class StoreCollector(Collector):
 
         last_good = backups.last_good_at(db)
         if last_good is not None:
-            at = datetime.fromisoformat(last_good.replace("Z", "+00:00"))
+            at = from_text(last_good)
             yield GaugeMetricFamily(
                 "ia_backup_age_seconds",
                 "Seconds since the last good backup",

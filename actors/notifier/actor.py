@@ -24,7 +24,7 @@ from tenacity.wait import wait_random_exponential
 from actors.lifecycle import cancel_when_set
 from actors.messages import LeadChanged, NotifierNotice
 from store import messages, outbox, owner_notifications
-from store.db import Database, utc_now
+from store.db import Database, from_text, utc_now
 from store.outbox import OutboxItem
 from store.owner_notifications import Notification
 from supervisor.business import BusinessConfig
@@ -87,7 +87,7 @@ def retry_delay(attempt: int) -> float:
 def window_open(last_user_at: str | None, now: datetime) -> bool:
     if last_user_at is None:
         return False
-    then = datetime.fromisoformat(last_user_at.replace("Z", "+00:00"))
+    then = from_text(last_user_at)
     return now - then < CUSTOMER_SERVICE_WINDOW
 
 

@@ -14,12 +14,12 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from actors.owner_messages import daily_summary, follow_up_reminder
 from store import conversations, follow_ups, leads, outbox, owner_notifications
-from store.db import Database
+from store.db import Database, from_text, to_text
 from store.leads import Lead
 from supervisor.business import BusinessConfig
 from supervisor.settings import Settings
@@ -32,14 +32,6 @@ WINDOW = timedelta(hours=24)
 SUMMARY_CATCH_UP = timedelta(hours=4)
 TEMPLATE = "template"
 Clock = Callable[[], datetime]
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -106,7 +98,7 @@ class FollowUps:
             self.summary(now)
             return woke
         shortest = min(self.rules.hotAfterHours, self.rules.warmAfterHours)
-        for lead in leads.follow_up_candidates(self.db, iso(now - timedelta(hours=shortest))):
+        for lead in leads.follow_up_candidates(self.db, to_text(now - timedelta(hours=shortest))):
             conversation_id = self._one(lead, now)
             if conversation_id is not None:
                 woke.append(conversation_id)
@@ -118,7 +110,9 @@ class FollowUps:
         shortest = min(self.rules.hotAfterHours, self.rules.warmAfterHours)
         return [
             lead
-            for lead in leads.follow_up_candidates(self.db, iso(now - timedelta(hours=shortest)))
+            for lead in leads.follow_up_candidates(
+                self.db, to_text(now - timedelta(hours=shortest))
+            )
             if self._number_due(lead, now) is not None
         ]
 
@@ -130,7 +124,7 @@ class FollowUps:
         if done >= self.rules.maxCount:
             return None
         since = follow_ups.last_in_cycle(self.db, lead.id, cycle) or cycle
-        if now - parse(since) < self.delay(lead):
+        if now - from_text(since) < self.delay(lead):
             return None
         return done + 1
 
@@ -176,7 +170,14 @@ class FollowUps:
                     [body],
                 )
                 follow_ups.record(
-                    db, lead.id, cycle, number, channel, "queued", outbox_id=outbox_id, at=iso(now)
+                    db,
+                    lead.id,
+                    cycle,
+                    number,
+                    channel,
+                    "queued",
+                    outbox_id=outbox_id,
+                    at=to_text(now),
                 )
                 log.info("follow-up %d for lead %s queued (%s)", number, lead.id, plan.action)
                 return conversation.id
@@ -190,14 +191,14 @@ class FollowUps:
                 "reminded" if reminder_id else "skipped",
                 reason=plan.reason,
                 notification_id=reminder_id,
-                at=iso(now),
+                at=to_text(now),
             )
         log.info("follow-up %d for lead %s skipped: %s", number, lead.id, plan.reason)
         return None
 
     def plan(self, channel: str, lead: Lead, now: datetime) -> Plan:
         last = lead.last_user_message_at
-        inside = last is not None and now - parse(last) < WINDOW
+        inside = last is not None and now - from_text(last) < WINDOW
         if channel == "whatsapp":
             if inside:
                 return Plan("text")
@@ -263,7 +264,7 @@ class FollowUps:
             return None
         today = local.replace(hour=0, minute=0, second=0, microsecond=0)
         yesterday = today - timedelta(days=1)
-        created = leads.created_between(self.db, iso(yesterday), iso(today))
+        created = leads.created_between(self.db, to_text(yesterday), to_text(today))
         by_class = Counter(lead.classification for lead in created)
         by_channel = Counter(lead.channel for lead in created)
         message = daily_summary(

@@ -11,9 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.notifier.follow_ups import FollowUps, iso
+from actors.notifier.follow_ups import FollowUps
 from actors.notifier.hours import is_open, next_opening
 from store import follow_ups, leads
+from store.db import to_text as iso
 from store.leads import Lead
 from supervisor.business import BusinessConfig, Schedule, WorkingDay
 from tests.classifier.harness import WA_ID, Desk, example_business
