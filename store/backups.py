@@ -51,7 +51,8 @@ def take(db_path: Path, backup_dir: Path, now: datetime | None = None) -> Backup
     partial = backup_dir / f".{final.name}.partial"
     try:
         backup_dir.mkdir(parents=True, exist_ok=True)
-        partial.unlink(missing_ok=True)
+        for stale in backup_dir.glob(".leads-*.db.partial"):
+            stale.unlink(missing_ok=True)  # a backup cut by a crash: never a good copy
         source = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
         try:
             source.set_busy_timeout(BUSY_TIMEOUT_MS)

@@ -11,6 +11,7 @@ On (re)start it first re-reads every unclassified reply."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -83,7 +84,12 @@ class Classifier:
         try:
             lead = self.classify(notice.reply_id)
         except BaseException:
+            # The reply is stored: the waiting client still gets it (with the lead as it
+            # was); the turn is classified when the restarted actor sweeps.
             if notice.reply_slot is not None:
+                if notice.completed is not None:
+                    with contextlib.suppress(trio.WouldBlock, trio.BrokenResourceError):
+                        notice.reply_slot.send_nowait(notice.completed)
                 notice.reply_slot.close()
             raise
         if notice.reply_slot is None:

@@ -113,3 +113,15 @@ def test_restore_checks_the_file_and_refuses_a_held_database(tmp_path: Path) -> 
         backups.restore(db_path, good.path)
     kept = backups.restore(db_path, good.path)
     assert kept is not None and kept.exists() and ".replaced-" in kept.name
+
+
+def test_a_backup_cut_by_a_crash_leaves_nothing_behind(tmp_path: Path) -> None:
+    db_path = tmp_path / "leads.db"
+    open_database(db_path).close()
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    cut = folder / ".leads-20260101-030000.db.partial"  # what a kill -9 mid-VACUUM leaves
+    cut.write_bytes(b"half a database")
+    result = backups.take(db_path, folder)
+    assert result.ok and not cut.exists()
+    assert [p.name for _w, p in backups.files(folder)] == [result.path.name if result.path else ""]
