@@ -107,6 +107,11 @@ def import_legacy(db: Database, path: Path, *, dry_run: bool = False) -> ImportR
                     raise _DryRun
         except _DryRun:
             pass  # everything counted, nothing kept
+        except (apsw.SQLError, KeyError) as exc:
+            # A table of that name but not the original's columns (rolled back: nothing kept).
+            raise LegacyError(
+                f"{path}: not the original system's schema ({type(exc).__name__}: {exc})"
+            ) from None
         return report
     finally:
         legacy.close()

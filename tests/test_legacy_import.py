@@ -144,3 +144,10 @@ def test_a_file_that_is_not_the_original_database_is_refused_clearly(tmp_path: P
     r = cli(tmp_path, "import-legacy", str(empty))
     assert r.returncode == 2 and "no table 'leads'" in r.stderr
     assert "Traceback" not in r.stderr
+    other = tmp_path / "other.db"
+    apsw.Connection(str(other)).execute(
+        "CREATE TABLE leads (codigo TEXT); INSERT INTO leads VALUES ('x')"
+    )
+    r = cli(tmp_path, "import-legacy", str(other))
+    assert r.returncode == 2 and "not the original system's schema" in r.stderr
+    assert "Traceback" not in r.stderr
