@@ -187,12 +187,13 @@ class Suite:
         await self.supervisor.restart(name)
 
     async def use_rules(self, text: str | None = None, strategy: str | None = None) -> None:
-        """New rules or strategy for the model: the conversation actor restarts to build its
-        prompts again (turns in progress finish first, as in a shutdown)."""
+        """New rules, or a new strategy (its stored JSON; "" for none), for the model: the
+        conversation actor restarts to build its prompts again (turns in progress finish
+        first, as in a shutdown)."""
         if text is not None:
             self.rules = text
         if strategy is not None:
-            self.strategy = strategy
+            self.strategy = _strategy_text(strategy)
         if self.supervisor is not None and self.supervisor.is_running("conversation"):
             await self.supervisor.restart("conversation")
 
@@ -228,8 +229,8 @@ class Suite:
         if edited is not None:
             self.rules = str(edited["text"])
         strategy = prompts.current(self.db, "strategy")
-        if strategy is not None and strategy["text"]:
-            self.strategy = render_strategy(Strategy.model_validate_json(strategy["text"]))
+        if strategy is not None:
+            self.strategy = _strategy_text(str(strategy["text"]))
         try:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
@@ -381,3 +382,8 @@ class Suite:
                 },
                 self.llm_stats,
             )
+
+
+def _strategy_text(stored: str) -> str:
+    """What the model is told of a stored strategy ("" when there is none)."""
+    return render_strategy(Strategy.model_validate_json(stored)) if stored else ""

@@ -18,7 +18,6 @@ from quart import Blueprint, Response, request
 
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
 from actors.conversation.strategy import Strategy
-from actors.conversation.strategy import render as render_strategy
 from actors.messages import OutboxReady
 from actors.notifier.follow_ups import FollowUps
 from store import conversations, follow_ups, lead_reports, leads, messages, outbox, prompts
@@ -324,21 +323,27 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
         await ctx.suite.use_rules(text.strip())
         return json_response({"success": True, "version": version})
 
-    @bp.post("/api/prompt/restore")
-    @auth.required
-    async def restore_prompt() -> Response:
-        """Back to an earlier version (`{"version": id}`) or to the file (`{}`)."""
+    async def restore(kind: str, default: tuple[str, str]) -> tuple[str, int] | Response:
+        """`{"version": id}` brings that version back; `{}` the kind's default. Either way
+        a new version, so the history shows the restore."""
         body = await request.get_json(silent=True)
         wanted = body.get("version") if isinstance(body, dict) else None
         if wanted is None:
-            text, note = ctx.suite.file_rules, "restaurado desde el archivo"
-        elif isinstance(wanted, int) and (old := prompts.get(db, wanted)) is not None:
+            text, note = default
+        elif isinstance(wanted, int) and (old := prompts.get(db, wanted, kind)) is not None:
             text, note = str(old["text"]), f"restaurada la versión {wanted}"
         else:
             return error_response(404, "Versión no encontrada")
-        version = prompts.add(db, text, note)
-        await ctx.suite.use_rules(text)
-        return json_response({"success": True, "version": version})
+        return text, prompts.add(db, text, note, kind)
+
+    @bp.post("/api/prompt/restore")
+    @auth.required
+    async def restore_prompt() -> Response:
+        restored = await restore("prompt", (ctx.suite.file_rules, "restaurado desde el archivo"))
+        if isinstance(restored, Response):
+            return restored
+        await ctx.suite.use_rules(restored[0])
+        return json_response({"success": True, "version": restored[1]})
 
     @bp.get("/api/strategy")
     @auth.required
@@ -364,25 +369,18 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
                 for e in exc.errors()
             ]
             return error_response(400, "Estrategia inválida", details)
-        version = prompts.add(db, strategy.model_dump_json(), "editada en el panel", "strategy")
-        await ctx.suite.use_rules(strategy=render_strategy(strategy))
+        stored = strategy.model_dump_json()
+        version = prompts.add(db, stored, "editada en el panel", "strategy")
+        await ctx.suite.use_rules(strategy=stored)
         return json_response({"success": True, "version": version})
 
     @bp.post("/api/strategy/restore")
     @auth.required
     async def restore_strategy() -> Response:
-        """Back to an earlier version (`{"version": id}`), or to none (`{}`)."""
-        body = await request.get_json(silent=True)
-        wanted = body.get("version") if isinstance(body, dict) else None
-        if wanted is None:
-            text, note, rendered = "", "sin estrategia", ""
-        elif isinstance(wanted, int) and (old := prompts.get(db, wanted, "strategy")) is not None:
-            text, note = str(old["text"]), f"restaurada la versión {wanted}"
-            rendered = render_strategy(Strategy.model_validate_json(text)) if text else ""
-        else:
-            return error_response(404, "Versión no encontrada")
-        version = prompts.add(db, text, note, "strategy")
-        await ctx.suite.use_rules(strategy=rendered)
-        return json_response({"success": True, "version": version})
+        restored = await restore("strategy", ("", "sin estrategia"))
+        if isinstance(restored, Response):
+            return restored
+        await ctx.suite.use_rules(strategy=restored[0])
+        return json_response({"success": True, "version": restored[1]})
 
     return bp
