@@ -19,12 +19,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from chat_bench import PY, ROOT, free_port, process, run_wrk, wait_http
+from raw_client import open_loop, post
 
 SECRET = "bench-app-secret-0000000000"
 BARE = "bare quart-trio endpoint"
@@ -81,38 +83,16 @@ def wrk(url: str, connections: int, seconds: int, requests_file: Path) -> dict[s
     return run_wrk("bench/webhook.lua", url, connections, seconds, env)
 
 
-async def open_loop(url: str, rate: float, seconds: float, first_id: int) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        start = trio.current_time() + 0.2
-
-        async def one(i: int) -> None:
-            nonlocal errors
-            scheduled = start + i / rate
-            signature, raw = signed_webhook(first_id + i)
-            await trio.sleep_until(scheduled)
-            try:
-                r = await client.post(
-                    "/api/whatsapp/webhook",
-                    content=raw,
-                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
-                )
-                errors += r.status_code != 200
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append((trio.current_time() - scheduled) * 1000)
-
-        async with trio.open_nursery() as nursery:
-            for i in range(int(rate * seconds)):
-                nursery.start_soon(one, i)
-    latencies.sort()
-    return {
-        "p50": latencies[len(latencies) // 2],
-        "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
-        "errors": errors,
-    }
+async def webhook_open_loop(
+    url: str, rate: float, seconds: float, first_id: int
+) -> dict[str, float]:
+    where = urlsplit(url)
+    requests = []
+    for i in range(int(rate * seconds)):
+        signature, raw = signed_webhook(first_id + i)
+        requests.append(post("/api/whatsapp/webhook", raw, {"X-Hub-Signature-256": signature}))
+    result = await open_loop(str(where.hostname), int(where.port or 80), requests, rate)
+    return {"p50": result.p50_ms, "p99": result.p99_ms, "errors": result.errors}
 
 
 def wait_drained(url: str, timeout: float = 300) -> None:
@@ -146,7 +126,9 @@ def measure(
             (
                 name,
                 rate,
-                trio.run(open_loop, url, rate, args.duration, first_id + 1_000_000 * (k + 1)),
+                trio.run(
+                    webhook_open_loop, url, rate, args.duration, first_id + 1_000_000 * (k + 1)
+                ),
             )
         )
 
