@@ -6,7 +6,7 @@ one reply per inbound message, so reprocessing after a crash never answers twice
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,13 +185,28 @@ def pending_count(db: Database, channel: str) -> int:
     )
 
 
-def pending_inbound(db: Database) -> list[StoredMessage]:
-    """Every inbound message not yet answered, oldest first: what a restart must pick up."""
-    rows = db.all(
-        f"SELECT {_COLUMNS} FROM messages WHERE status = 'pending'"
-        " ORDER BY conversation_id, provider_ts, id"
-    )
-    return [_from_row(r) for r in rows]
+def pending_inbound(db: Database, skip: Container[int] = ()) -> list[StoredMessage]:
+    """Every inbound message not yet answered, oldest first: what a restart must pick up.
+    Ids in `skip` (already queued) are left out before their rows are read, so a sweep over
+    a backlog costs an index scan, not the backlog's texts."""
+    ids = [
+        int(str(row[0]))
+        for row in db.connection.execute(
+            "SELECT id FROM messages WHERE status = 'pending'"
+            " ORDER BY conversation_id, provider_ts, id"
+        )
+    ]
+    wanted = [i for i in ids if i not in skip]
+    found: list[StoredMessage] = []
+    for at in range(0, len(wanted), 500):
+        chunk = wanted[at : at + 500]
+        rows = db.all(
+            f"SELECT {_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(chunk))})",
+            tuple(chunk),
+        )
+        by_id = {int(str(r["id"])): r for r in rows}
+        found += [_from_row(by_id[i]) for i in chunk if i in by_id]
+    return found
 
 
 def unclassified(db: Database, limit: int = 200) -> list[int]:

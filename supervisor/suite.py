@@ -19,6 +19,7 @@ import openai
 import trio
 
 from actors import backup, classifier, conversation, ingress, notifier
+from actors.ack_first import AckFirst
 from actors.conversation.brain import Brain
 from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.offline import OfflineBrain
@@ -117,6 +118,7 @@ class Suite:
         self.llm_stats = LLMStatistics()
         self.classifier_stats = classifier.ClassifierStatistics()
         self.backup_stats = backup.BackupStatistics()
+        self.ack_first = AckFirst()  # webhook acknowledgements before answering work
         self.clock = notifier.system_clock  # tests move time for follow-ups
         self.conversation_ctx: conversation.ConversationContext | None = None
 
@@ -148,6 +150,7 @@ class Suite:
             "classifier": asdict(self.classifier_stats),
             "notifier": asdict(self.notifier_stats),
             "store": asdict(self.checkpoints),
+            "ackFirst": asdict(self.ack_first.statistics()),
         }
 
     def llm_report(self) -> dict[str, object]:
@@ -267,6 +270,7 @@ class Suite:
             debounce=self.settings.debounce_seconds,
             outbox_ready=self.notices_send,
             classify=self.classify_send,
+            ack_first=self.ack_first,
         )
         self.conversation_ctx = conversation_ctx
         notifier_ctx = notifier.NotifierContext(
@@ -276,6 +280,7 @@ class Suite:
             failpoints=self.failpoints,
             stats=self.notifier_stats,
             clock=lambda: self.clock(),
+            ack_first=self.ack_first,
         )
         backup_ctx = backup.BackupContext(
             db=db,
@@ -291,6 +296,7 @@ class Suite:
             notices=self.notices_send,
             failpoints=self.failpoints,
             stats=self.classifier_stats,
+            ack_first=self.ack_first,
         )
         ingress_ctx = ingress.IngressContext(
             settings=self.settings,
@@ -299,6 +305,7 @@ class Suite:
             inbox=self.inbox_send,
             suite=self,
             notices=self.notices_send,
+            ack_first=self.ack_first,
         )
         return [
             ChildSpec(

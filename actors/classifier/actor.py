@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import phonenumbers
 import trio
 
+from actors.ack_first import AckFirst
 from actors.lifecycle import cancel_when_set
 from actors.messages import (
     LeadChanged,
@@ -68,6 +69,7 @@ class ClassifierContext:
     notices: trio.MemorySendChannel[NotifierNotice] | None = None
     failpoints: Failpoints = field(default_factory=Failpoints)
     stats: ClassifierStatistics = field(default_factory=ClassifierStatistics)
+    ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
 
     def __post_init__(self) -> None:
         self.extractor = Extractor(self.business)
@@ -244,8 +246,8 @@ class Classifier:
 
     async def sweep(self) -> None:
         for reply_id in messages.unclassified(self.ctx.db):
+            await self.ctx.ack_first.turn()  # (also a checkpoint)
             self.classify(reply_id)
-            await trio.lowlevel.checkpoint()
 
 
 def _whatsapp_phone(wa_id: str) -> str | None:
@@ -290,4 +292,6 @@ async def run(
                 if notice is None:
                     await classifier.sweep()
                 else:
+                    if notice.reply_slot is None:  # no web visitor waits on this one
+                        await ctx.ack_first.turn()
                     classifier.handle(notice, nursery)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
+from actors.ack_first import AckFirst
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
 from actors.classifier.text import OptOut
 from actors.lifecycle import cancel_when_set
@@ -60,6 +61,7 @@ class ConversationContext:
     debounce: float = 2 * SECONDS
     outbox_ready: trio.MemorySendChannel[NotifierNotice] | None = None
     classify: trio.MemorySendChannel[TurnToClassify] | None = None
+    ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
     router: ConversationRouter | None = None  # the running incarnation's
     turns: int = 0  # counted here, so that they outlive an incarnation
     fallbacks: int = 0
@@ -156,6 +158,8 @@ class ConversationRouter:
                                 batch.append(await receive.receive())
                             except trio.EndOfChannel:
                                 break
+                if message.channel in MESSAGING:
+                    await self.ctx.ack_first.turn()  # Meta's acknowledgements go first
                 await self._handle(batch)
 
     async def _handle(self, batch: list[InboundMessage]) -> None:
@@ -347,8 +351,8 @@ class ConversationRouter:
 
     async def sweep(self) -> None:
         """Dispatch pending rows nobody told us about (their notice met a full inbox)."""
-        for stored in messages.pending_inbound(self.ctx.db):
-            if stored.id not in self.in_flight:
+        for stored in messages.pending_inbound(self.ctx.db, skip=self.in_flight):
+            if stored.id not in self.in_flight:  # (dispatched meanwhile)
                 await self.dispatch(InboundMessage.of(stored))
 
     def _fallback(self, lead_before: Lead | None) -> BrainReply:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
 
+from actors.ack_first import AckFirst
 from actors.conversation.llm import LLMStatistics
 from actors.messages import InboundMessage, NotifierNotice
 from store.db import Database
@@ -55,3 +56,4 @@ class IngressContext:
     inbox: trio.MemorySendChannel[InboundMessage]
     suite: SuiteStatus
     notices: trio.MemorySendChannel[NotifierNotice] | None = None  # wakes the notifier
+    ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared

@@ -16,6 +16,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from actors.ack_first import AckFirst
+
 from .app import create_app
 from .context import IngressContext
 from .proxy import TrustedProxy, parse_networks
@@ -32,11 +34,16 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class InFlightRequests:
-    """ASGI middleware: counts HTTP requests from arrival to the last byte of the response."""
+WEBHOOKS = frozenset({"/api/whatsapp/webhook", "/api/instagram/webhook"})
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class InFlightRequests:
+    """ASGI middleware: counts HTTP requests from arrival to the last byte of the response,
+    and tells `acks` of the webhook deliveries among them (acknowledgements go first)."""
+
+    def __init__(self, app: ASGIApp, acks: AckFirst) -> None:
         self.app = app
+        self.acks = acks
         self.active = 0
         self._idle = trio.Event()
         self._idle.set()
@@ -47,6 +54,9 @@ class InFlightRequests:
             return
         self.active += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
+        webhook = scope["method"] == "POST" and scope["path"] in WEBHOOKS
+        if webhook:
+            self.acks.arrived()
         finished = False
 
         def finish() -> None:
@@ -56,6 +66,8 @@ class InFlightRequests:
                 self.active -= 1
                 if self.active == 0:
                     self._idle.set()
+                if webhook:
+                    self.acks.answered()
 
         async def tracking_send(message: Message) -> None:
             try:
@@ -94,7 +106,7 @@ async def run(
     behind = TrustedProxy(
         cast(ASGIApp, create_app(ctx)), parse_networks(ctx.settings.trusted_proxies)
     )
-    app = InFlightRequests(cast(ASGIApp, behind))
+    app = InFlightRequests(cast(ASGIApp, behind), ctx.ack_first)
     config = hypercorn_config(ctx.settings.host, bound_port(bound, ctx.settings.port))
     async with trio.open_nursery() as nursery:
         asgi = cast(Any, app)  # hypercorn's ASGI types are stricter than the protocol needs

@@ -21,8 +21,9 @@ import trio
 from tenacity import AsyncRetrying, RetryCallState
 from tenacity.wait import wait_random_exponential
 
+from actors.ack_first import AckFirst
 from actors.lifecycle import cancel_when_set
-from actors.messages import LeadChanged, NotifierNotice
+from actors.messages import NotifierNotice, OutboxReady
 from store import messages, outbox, owner_notifications
 from store.db import Database, from_text, utc_now
 from store.outbox import OutboxItem
@@ -75,6 +76,7 @@ class NotifierContext:
     failpoints: Failpoints = field(default_factory=Failpoints)
     stats: NotifierStatistics = field(default_factory=NotifierStatistics)
     clock: Callable[[], datetime] = system_clock
+    ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
 
 
 def retry_delay(attempt: int) -> float:
@@ -103,9 +105,13 @@ class Deliverer:
 
     def start_due(self) -> None:
         for conversation_id in outbox.due_conversations(self.ctx.db, utc_now()):
-            if conversation_id not in self.running:
-                self.running.add(conversation_id)
-                self.nursery.start_soon(self._drain, conversation_id)
+            self.start(conversation_id)
+
+    def start(self, conversation_id: int) -> None:
+        """Drain the conversation's sends unless a drain of it is already running."""
+        if conversation_id not in self.running:
+            self.running.add(conversation_id)
+            self.nursery.start_soon(self._drain, conversation_id)
 
     async def _drain(self, conversation_id: int) -> None:
         try:
@@ -114,6 +120,7 @@ class Deliverer:
                     found = outbox.next_for_conversation(self.ctx.db, conversation_id)
                     if found is None or found[1] > utc_now():
                         return  # nothing left, or the oldest waits for its retry time
+                    await self.ctx.ack_first.turn()  # Meta's acknowledgements go first
                     await self._send(found[0])
         finally:
             self.running.discard(conversation_id)
@@ -295,12 +302,17 @@ async def run(
             with trio.CancelScope() as intake:
                 nursery.start_soon(cancel_when_set, stop, intake)
                 while True:
+                    # Everything due (sends whose retry time came, notices lost to a full
+                    # channel) once a poll interval; a notice starts its conversation now.
                     deliverer.start_due()
                     with trio.move_on_after(POLL_INTERVAL):
-                        notice = await wake.receive()
-                        if isinstance(notice, LeadChanged):
-                            with contextlib.suppress(trio.WouldBlock):
-                                kick.send_nowait(None)
+                        while True:
+                            notice = await wake.receive()
+                            if isinstance(notice, OutboxReady):
+                                deliverer.start(notice.conversation_id)
+                            else:
+                                with contextlib.suppress(trio.WouldBlock):
+                                    kick.send_nowait(None)
             # An e-mail under way ends first (a thread is not cut; bounded by its timeout).
             background.cancel_scope.cancel()
         # Sends under way finish (each bounded by SEND_TIMEOUT); nothing new starts.
