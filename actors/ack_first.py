@@ -8,13 +8,14 @@ acknowledgements bring redeliveries: more load exactly when there is too much.
 So the ingress counts the webhook requests in flight here, and each unit of answering work
 for WhatsApp/Instagram (a turn, a classification, a send) first passes `turn()`. While
 webhooks are arriving (one in flight, or one within `QUIET`), units go through one at a
-time, each at a moment when no webhook is in flight (or after waiting `MAX_DEFER`), and no
-closer together than `PACE`: what runs between two steps of an acknowledgement is then at
-most about one unit's step, not a crowd of them. Answering never stops — under a flood
-that keeps the ingress busy without a gap it goes on at a unit every `MAX_DEFER` + `PACE`
-(about 40 a second), with gaps at up to 1/`PACE` — and it catches up in the quiet after;
-the messages wait in the store, so nothing is lost. With no webhooks arriving, `turn()`
-costs a lock.
+time, each at a moment when no webhook is in flight (or after waiting `MAX_DEFER`) and no
+closer together than `PACE`, so what runs between two steps of an acknowledgement is about
+one unit's step, not a crowd of them; work under way (a send, a classification) goes
+before a new turn (`Work`), so the pipeline drains instead of filling. Answering never
+stops — under a flood that keeps the ingress busy without a gap it goes on at a unit every
+`MAX_DEFER` + `PACE` (about 50 a second), otherwise as fast as the gaps allow — and it
+catches up afterwards; the messages wait in the store, so nothing is lost. With no
+webhooks arriving, `turn()` is a checkpoint.
 
 The suite owns the one instance (like the channels), so a restarted ingress or answering
 actor keeps counting on the same one. The web chat does not pass here: its visitor waits for
@@ -22,13 +23,15 @@ the answer inside their own request."""
 
 from __future__ import annotations
 
+import enum
+from collections import deque
 from dataclasses import dataclass, field
 
 import trio
 
 SECONDS = 1.0
 MAX_DEFER = 0.02 * SECONDS  # the longest a unit waits for a moment without webhooks
-PACE = 0.004 * SECONDS  # at most 250 units a second while webhooks are arriving
+PACE = 0.001 * SECONDS  # units go no closer together than this while webhooks arrive
 QUIET = 0.05 * SECONDS  # webhooks "are arriving" until this long after the last one
 
 
@@ -38,6 +41,21 @@ class AckFirstStatistics:
     in_flight: int
     deferred: int  # units that waited for acknowledgements
     waited_out: int  # of those, units that went after MAX_DEFER with webhooks still in flight
+
+
+class Work(enum.IntEnum):
+    """What waits at the gate, most urgent first: work already under way (a reply to send,
+    a turn to classify) goes before a new turn, so the pipeline drains instead of filling."""
+
+    SEND = 0
+    CLASSIFY = 1
+    TURN = 2
+
+
+@dataclass(eq=False)
+class _Ticket:
+    passed: bool = False
+    woken: trio.Event = field(default_factory=trio.Event)  # passed, or the dispatcher now
 
 
 @dataclass
@@ -52,7 +70,10 @@ class AckFirst:
     _last_arrival: float = float("-inf")
     _next_pass: float = float("-inf")
     _idle: trio.Event = field(default_factory=trio.Event)
-    _queue: trio.Lock = field(default_factory=trio.Lock)
+    _dispatcher: _Ticket | None = None
+    _waiting: tuple[deque[_Ticket], ...] = field(
+        default_factory=lambda: tuple(deque() for _ in Work)
+    )
 
     def __post_init__(self) -> None:
         self._idle.set()
@@ -70,17 +91,49 @@ class AckFirst:
         if self.in_flight == 0:
             self._idle.set()
 
-    async def turn(self) -> None:
+    def _arriving(self) -> bool:
+        return bool(self.in_flight) or trio.current_time() - self._last_arrival < self.quiet
+
+    async def turn(self, work: Work) -> None:
         """Wait until a unit of answering work may run (see the module's text)."""
-        async with self._queue:
-            if trio.current_time() - self._last_arrival >= self.quiet and not self.in_flight:
-                return
-            self.deferred += 1
+        if not self._arriving() and not any(self._waiting):
+            await trio.lowlevel.checkpoint()
+            return
+        self.deferred += 1
+        ticket = _Ticket()
+        self._waiting[work].append(ticket)
+        if self._dispatcher is None:
+            self._dispatcher = ticket
+        try:
+            while not ticket.passed:
+                if self._dispatcher is ticket:
+                    # This waiter runs the passes, one unit each, most urgent first (maybe
+                    # itself), until its own turn comes; then the role goes on.
+                    await self._one_pass()
+                else:
+                    await ticket.woken.wait()
+                    ticket.woken = trio.Event()
+        finally:
+            if not ticket.passed:  # cancelled while waiting
+                self._waiting[work].remove(ticket)
+            if self._dispatcher is ticket:
+                self._dispatcher = next((t for q in self._waiting for t in q), None)
+                if self._dispatcher is not None:
+                    self._dispatcher.woken.set()
+
+    async def _one_pass(self) -> None:
+        if self._arriving():
             await trio.sleep_until(self._next_pass)
             with trio.move_on_after(self.max_defer) as waited:
                 await self._idle.wait()
             self.waited_out += waited.cancelled_caught
             self._next_pass = trio.current_time() + self.pace
+        for queue in self._waiting:
+            if queue:
+                ticket = queue.popleft()
+                ticket.passed = True
+                ticket.woken.set()
+                return
 
     def statistics(self) -> AckFirstStatistics:
         return AckFirstStatistics(self.arrivals, self.in_flight, self.deferred, self.waited_out)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import trio
 
+TRACE: list[tuple[float, float]] | None = None
+
 
 @dataclass(frozen=True)
 class OpenLoopResult:
@@ -83,6 +85,8 @@ async def open_loop(
             errors += 1
             free_send.send_nowait(Connection(await trio.open_tcp_stream(host, port)))
         latencies.append((trio.current_time() - scheduled) * 1000)
+        if TRACE is not None:
+            TRACE.append((scheduled - start, latencies[-1]))
 
     async with trio.open_nursery() as nursery:
         for i, request in enumerate(requests):

@@ -185,21 +185,36 @@ def pending_count(db: Database, channel: str) -> int:
     )
 
 
-def pending_inbound(db: Database, skip: Container[int] = ()) -> list[StoredMessage]:
+def pending_inbound(
+    db: Database,
+    skip: Container[int] = (),
+    *,
+    new_conversations: int | None = None,
+    open_conversations: Container[int] = (),
+) -> list[StoredMessage]:
     """Every inbound message not yet answered, oldest first: what a restart must pick up.
+
     Ids in `skip` (already queued) are left out before their rows are read, so a sweep over
-    a backlog costs an index scan, not the backlog's texts."""
-    ids = [
-        int(str(row[0]))
-        for row in db.connection.execute(
-            "SELECT id FROM messages WHERE status = 'pending'"
-            " ORDER BY conversation_id, provider_ts, id"
-        )
-    ]
-    wanted = [i for i in ids if i not in skip]
+    a backlog costs an index scan, not the backlog's texts; with `new_conversations`, only
+    that many conversations outside `open_conversations` are read (the rest wait)."""
+    chosen: list[int] = []
+    new: set[int] = set()
+    for row in db.connection.execute(
+        "SELECT id, conversation_id FROM messages WHERE status = 'pending'"
+        " ORDER BY conversation_id, provider_ts, id"
+    ):
+        message_id, conversation_id = int(str(row[0])), int(str(row[1]))
+        if message_id in skip:
+            continue
+        if new_conversations is not None and conversation_id not in open_conversations:
+            if conversation_id not in new:
+                if len(new) >= new_conversations:
+                    continue
+                new.add(conversation_id)
+        chosen.append(message_id)
     found: list[StoredMessage] = []
-    for at in range(0, len(wanted), 500):
-        chunk = wanted[at : at + 500]
+    for at in range(0, len(chosen), 500):
+        chunk = chosen[at : at + 500]
         rows = db.all(
             f"SELECT {_COLUMNS} FROM messages WHERE id IN ({','.join('?' * len(chunk))})",
             tuple(chunk),

@@ -8,16 +8,17 @@ import json
 from pathlib import Path
 
 import trio
+import trio.lowlevel
 import trio.testing
 
-from actors.ack_first import MAX_DEFER, PACE, QUIET, AckFirst
+from actors.ack_first import MAX_DEFER, PACE, QUIET, AckFirst, Work
 from tests.conftest import DATA, make_settings, running_suite, wait_for
 from tests.fakes.graph_server import FakeGraph
 from tests.meta import META_ENV, channel_env, post_signed, whatsapp_text
 
 
 async def passes_at(gate: AckFirst, times: list[float]) -> None:
-    await gate.turn()
+    await gate.turn(Work.TURN)
     times.append(trio.current_time())
 
 
@@ -59,6 +60,30 @@ async def test_a_flood_never_stops_the_answering(autojump_clock: trio.testing.Mo
     assert abs(times[-1] - start - (10 * MAX_DEFER + 9 * PACE)) < 1e-6
     assert all(b - a >= MAX_DEFER + PACE - 1e-9 for a, b in itertools.pairwise(times))
     assert gate.statistics().waited_out == 10
+
+
+async def test_work_under_way_goes_before_new_turns(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = AckFirst()
+    gate.arrived()  # a flood: every pass waits MAX_DEFER
+    passed: list[tuple[float, str]] = []
+
+    async def unit(name: str, work: Work) -> None:
+        await gate.turn(work)
+        passed.append((trio.current_time(), name))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            nursery.start_soon(unit, f"turn-{i}", Work.TURN)
+        await trio.sleep(MAX_DEFER / 2)  # the first pass is under way
+        nursery.start_soon(unit, "send", Work.SEND)
+        nursery.start_soon(unit, "classify", Work.CLASSIFY)
+    # The pass under way lets through the most urgent waiter at its end: the send.
+    order = [name for _at, name in sorted(passed)]
+    assert len({at for at, _name in passed}) == 6  # one a pass
+    assert order[:2] == ["send", "classify"]
+    assert sorted(order[2:]) == ["turn-0", "turn-1", "turn-2", "turn-3"]
 
 
 async def test_while_webhooks_arrive_units_are_paced_then_free(
@@ -117,3 +142,53 @@ async def test_whatsapp_answering_passes_the_gate_while_a_webhook_is_in_flight(
         finally:
             gate.answered()
         assert gate.statistics().deferred == before
+
+
+async def test_a_flood_waits_in_the_store_with_lanes_bounded_and_order_kept(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    settings = make_settings(tmp_path, **channel_env(fake_graph.url))
+    async with running_suite(settings) as (suite, client):
+        ctx = suite.conversation_ctx
+        assert ctx is not None and ctx.router is not None
+        ctx.max_lanes = 2
+        most = 0
+
+        async def watch() -> None:
+            nonlocal most
+            while True:
+                most = max(most, len(ctx.router.lanes) if ctx.router else 0)
+                await trio.lowlevel.checkpoint()
+
+        senders = [f"5699000000{i}" for i in range(6)]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            for n in range(2):
+                for i, sender in enumerate(senders):
+                    raw = whatsapp_text(
+                        sender, f"wamid.flood-{i}-{n}", f"mensaje {n}", 1764230000 + n
+                    )
+                    assert (await post_signed(client, "whatsapp", raw)).status_code == 200
+            assert suite.db is not None
+            db = suite.db
+            await wait_for(
+                lambda: (
+                    db.all("SELECT id FROM messages WHERE role = 'user' AND status = 'pending'")
+                    == []
+                ),
+                seconds=30,
+            )
+            nursery.cancel_scope.cancel()
+        assert most <= 2
+        answered = db.all(
+            "SELECT u.conversation_id, u.content, r.id AS reply FROM messages u"
+            " JOIN messages r ON r.reply_to = u.id ORDER BY u.conversation_id, u.id"
+        )
+        # Each message answered once (or with the one before it, as a batch), in order.
+        replies = db.all("SELECT reply_to FROM messages WHERE role = 'assistant'")
+        assert len(replies) == len({r["reply_to"] for r in replies})
+        by_conversation: dict[int, list[int]] = {}
+        for row in answered:
+            by_conversation.setdefault(row["conversation_id"], []).append(row["reply"])
+        assert len(by_conversation) == 6
+        assert all(ids == sorted(ids) for ids in by_conversation.values())

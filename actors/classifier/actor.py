@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import phonenumbers
 import trio
 
-from actors.ack_first import AckFirst
+from actors.ack_first import AckFirst, Work
 from actors.lifecycle import cancel_when_set
 from actors.messages import (
     LeadChanged,
@@ -246,7 +246,7 @@ class Classifier:
 
     async def sweep(self) -> None:
         for reply_id in messages.unclassified(self.ctx.db):
-            await self.ctx.ack_first.turn()  # (also a checkpoint)
+            await self.ctx.ack_first.turn(Work.CLASSIFY)  # (also a checkpoint)
             self.classify(reply_id)
 
 
@@ -293,5 +293,5 @@ async def run(
                     await classifier.sweep()
                 else:
                     if notice.reply_slot is None:  # no web visitor waits on this one
-                        await ctx.ack_first.turn()
+                        await ctx.ack_first.turn(Work.CLASSIFY)
                     classifier.handle(notice, nursery)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import trio
 
-from actors.ack_first import AckFirst
+from actors.ack_first import AckFirst, Work
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
 from actors.classifier.text import OptOut
 from actors.lifecycle import cancel_when_set
@@ -43,6 +43,8 @@ log = logging.getLogger("conversation")
 SECONDS = 1.0
 LANE_IDLE_TIMEOUT = 120 * SECONDS
 LANE_BUFFER = 32
+MAX_LANES = 256  # conversations answered at once; a flood's others wait in the store
+ROOM_SWEEP_DELAY = 0.1 * SECONDS
 MAX_ATTEMPTS = 3
 HISTORY_ROWS = 60  # then trimmed to the model's token budget
 SWEEP_INTERVAL = 5 * SECONDS  # pending rows whose notice never came (a full inbox)
@@ -62,6 +64,7 @@ class ConversationContext:
     outbox_ready: trio.MemorySendChannel[NotifierNotice] | None = None
     classify: trio.MemorySendChannel[TurnToClassify] | None = None
     ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
+    max_lanes: int = MAX_LANES
     router: ConversationRouter | None = None  # the running incarnation's
     turns: int = 0  # counted here, so that they outlive an incarnation
     fallbacks: int = 0
@@ -115,17 +118,51 @@ class ConversationRouter:
         self.nursery = nursery
         self.lanes: dict[int, trio.MemorySendChannel[InboundMessage]] = {}
         self.in_flight: set[int] = set()  # message ids queued or being handled
+        # Conversations left in the store while every lane was taken: the sweep dispatches
+        # them in order (a later message of theirs may not overtake an earlier one).
+        self.held: set[int] = set()
+        self.backlog = False  # the last sweep left conversations unread for want of lanes
+        self.room = trio.Event()  # set when a lane ends while conversations wait
 
-    async def dispatch(self, message: InboundMessage) -> None:
+    @property
+    def full(self) -> bool:
+        return len(self.lanes) >= self.ctx.max_lanes
+
+    @property
+    def crowded(self) -> bool:
+        """Conversations wait in the store for a lane."""
+        return bool(self.held) or self.backlog
+
+    async def dispatch(self, message: InboundMessage, *, swept: bool = False) -> None:
         if message.message_id in self.in_flight and message.reply_slot is None:
             return  # already queued (a sweep and a notice for the same row)
-        self.in_flight.add(message.message_id)
-        lane = self.lanes.get(message.conversation_id)
+        conversation_id = message.conversation_id
+        lane = self.lanes.get(conversation_id)
         if lane is None:
+            waiting = message.reply_slot is not None  # a web visitor: never held back
+            if not waiting and (self.full or (conversation_id in self.held and not swept)):
+                # A flood: the message waits in the store (bounded memory), not in a task.
+                self.held.add(conversation_id)
+                return
+            self.held.discard(conversation_id)
             lane, receive = trio.open_memory_channel[InboundMessage](LANE_BUFFER)
-            self.lanes[message.conversation_id] = lane
-            self.nursery.start_soon(self._lane, message.conversation_id, receive)
-        await lane.send(message)
+            self.lanes[conversation_id] = lane
+            self.nursery.start_soon(self._lane, conversation_id, receive)
+        self.in_flight.add(message.message_id)
+        try:
+            lane.send_nowait(message)  # no checkpoint: the lane cannot close in between
+        except trio.WouldBlock:
+            try:
+                await lane.send(message)  # one person sent LANE_BUFFER messages at once
+            except trio.ClosedResourceError:
+                self.in_flight.discard(message.message_id)  # stored: the sweep takes it
+
+    def _end_lane(self, conversation_id: int) -> None:
+        lane = self.lanes.pop(conversation_id, None)
+        if lane is not None:
+            lane.close()
+        if self.crowded:
+            self.room.set()
 
     def close_lanes(self) -> None:
         """Stop taking work: each lane finishes what it has queued, then ends."""
@@ -144,9 +181,7 @@ class ConversationRouter:
                         return
                 if idle.cancelled_caught:
                     if receive.statistics().current_buffer_used == 0:
-                        lane = self.lanes.pop(conversation_id, None)
-                        if lane is not None:
-                            lane.close()
+                        self._end_lane(conversation_id)
                         return
                     continue
                 batch = [message]
@@ -159,8 +194,11 @@ class ConversationRouter:
                             except trio.EndOfChannel:
                                 break
                 if message.channel in MESSAGING:
-                    await self.ctx.ack_first.turn()  # Meta's acknowledgements go first
+                    await self.ctx.ack_first.turn(Work.TURN)  # Meta's acknowledgements go first
                 await self._handle(batch)
+                if self.crowded and receive.statistics().current_buffer_used == 0:
+                    self._end_lane(conversation_id)  # make room for a held conversation
+                    return
 
     async def _handle(self, batch: list[InboundMessage]) -> None:
         # The slot is closed whatever happens, so a waiting request never hangs.
@@ -349,11 +387,21 @@ class ConversationRouter:
         except trio.WouldBlock:
             pass  # the notifier polls the outbox anyway
 
-    async def sweep(self) -> None:
-        """Dispatch pending rows nobody told us about (their notice met a full inbox)."""
-        for stored in messages.pending_inbound(self.ctx.db, skip=self.in_flight):
+    async def sweep(self, *, starting: bool = False) -> None:
+        """Dispatch pending rows nobody told us about (their notice met a full inbox, or
+        every lane was taken), oldest first; at start, what a restart must pick up."""
+        self.room = trio.Event()
+        room = max(0, self.ctx.max_lanes - len(self.lanes))
+        pending = messages.pending_inbound(
+            self.ctx.db, skip=self.in_flight, new_conversations=room, open_conversations=self.lanes
+        )
+        opened = {m.conversation_id for m in pending} - self.lanes.keys()
+        self.backlog = len(opened) >= room  # maybe more than we could read
+        if starting and pending:
+            log.info("picking up %d pending message(s)", len(pending))
+        for stored in pending:
             if stored.id not in self.in_flight:  # (dispatched meanwhile)
-                await self.dispatch(InboundMessage.of(stored))
+                await self.dispatch(InboundMessage.of(stored), swept=True)
 
     def _fallback(self, lead_before: Lead | None) -> BrainReply:
         self.ctx.fallbacks += 1
@@ -410,11 +458,7 @@ async def run(
     async with trio.open_nursery() as nursery:
         router = ConversationRouter(ctx, nursery)
         ctx.router = router
-        pending = messages.pending_inbound(ctx.db)
-        if pending:
-            log.info("picking up %d pending message(s)", len(pending))
-        for stored in pending:
-            await router.dispatch(InboundMessage.of(stored))
+        await router.sweep(starting=True)
         task_status.started()
         sweeping = trio.CancelScope()
         nursery.start_soon(_sweep_forever, router, sweeping)
@@ -430,5 +474,7 @@ async def run(
 async def _sweep_forever(router: ConversationRouter, scope: trio.CancelScope) -> None:
     with scope:  # cancelled with the intake, when the actor is asked to stop
         while True:
-            await trio.sleep(SWEEP_INTERVAL)
+            with trio.move_on_after(SWEEP_INTERVAL):
+                await router.room.wait()  # a lane ended while conversations were held
+                await trio.sleep(ROOM_SWEEP_DELAY)  # let more end: one sweep for several
             await router.sweep()

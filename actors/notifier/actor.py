@@ -21,7 +21,7 @@ import trio
 from tenacity import AsyncRetrying, RetryCallState
 from tenacity.wait import wait_random_exponential
 
-from actors.ack_first import AckFirst
+from actors.ack_first import AckFirst, Work
 from actors.lifecycle import cancel_when_set
 from actors.messages import NotifierNotice, OutboxReady
 from store import messages, outbox, owner_notifications
@@ -43,6 +43,7 @@ SECONDS = 1.0
 POLL_INTERVAL = 1 * SECONDS
 SEND_TIMEOUT = 15 * SECONDS
 CONCURRENCY = 8
+MAX_DRAINS = 8 * CONCURRENCY  # conversations with a drain task (the rest wait in the store)
 MAX_ATTEMPTS = 8
 RETRY_WAIT = wait_random_exponential(multiplier=2 * SECONDS, max=600 * SECONDS)
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
@@ -104,12 +105,15 @@ class Deliverer:
         self.unconfigured_reported: set[str] = set()
 
     def start_due(self) -> None:
-        for conversation_id in outbox.due_conversations(self.ctx.db, utc_now()):
-            self.start(conversation_id)
+        room = MAX_DRAINS - len(self.running)
+        if room > 0:
+            for conversation_id in outbox.due_conversations(self.ctx.db, utc_now(), room):
+                self.start(conversation_id)
 
     def start(self, conversation_id: int) -> None:
-        """Drain the conversation's sends unless a drain of it is already running."""
-        if conversation_id not in self.running:
+        """Drain the conversation's sends unless a drain of it is already running. Under a
+        flood, conversations beyond MAX_DRAINS wait in the outbox for the next poll."""
+        if conversation_id not in self.running and len(self.running) < MAX_DRAINS:
             self.running.add(conversation_id)
             self.nursery.start_soon(self._drain, conversation_id)
 
@@ -120,7 +124,7 @@ class Deliverer:
                     found = outbox.next_for_conversation(self.ctx.db, conversation_id)
                     if found is None or found[1] > utc_now():
                         return  # nothing left, or the oldest waits for its retry time
-                    await self.ctx.ack_first.turn()  # Meta's acknowledgements go first
+                    await self.ctx.ack_first.turn(Work.SEND)  # Meta's acknowledgements go first
                     await self._send(found[0])
         finally:
             self.running.discard(conversation_id)

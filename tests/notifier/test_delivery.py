@@ -112,8 +112,13 @@ async def test_transient_failures_are_retried_and_parts_keep_their_order(
         parts = [text for _to, text in fake_graph.texts()]
         assert all(len(p) <= 4096 for p in parts)
         assert " ".join(parts) == long_reply  # cut between sentences, in order
-        rows = [r for r in outbox_rows(suite.db) if r["kind"] == "text"]
-        assert [r["status"] for r in rows] == ["sent"] * 3
+
+        def texts() -> list[dict[str, Any]]:
+            return [r for r in outbox_rows(suite.db) if r["kind"] == "text"]
+
+        # Marked sent once Graph's answer is read (a moment after the fake has the text).
+        await wait_for(lambda: [r["status"] for r in texts()] == ["sent"] * 3)
+        rows = texts()
         # The read receipt took the first failure (never retried: it is a courtesy);
         # the first part took the second and went on its retry.
         assert rows[0]["attempts"] == 2
