@@ -14,8 +14,9 @@ one unit's step, not a crowd of them; work under way (a send, a classification) 
 before a new turn (`Work`), so the pipeline drains instead of filling. Answering never
 stops — under a flood that keeps the ingress busy without a gap it goes on at a unit every
 `MAX_DEFER` + `PACE` (about 50 a second), otherwise as fast as the gaps allow — and it
-catches up afterwards; the messages wait in the store, so nothing is lost. With no
-webhooks arriving, `turn()` is a checkpoint.
+catches up afterwards, still one unit per scheduler pass, so that a new burst finds one
+unit's step under way rather than every lane's; the messages wait in the store, so
+nothing is lost. With no webhooks arriving and nobody waiting, `turn()` is a checkpoint.
 
 The suite owns the one instance (like the channels), so a restarted ingress or answering
 actor keeps counting on the same one. The web chat does not pass here: its visitor waits for
@@ -96,10 +97,7 @@ class AckFirst:
 
     async def turn(self, work: Work) -> None:
         """Wait until a unit of answering work may run (see the module's text)."""
-        if not self._arriving() and not any(self._waiting):
-            await trio.lowlevel.checkpoint()
-            return
-        self.deferred += 1
+        self.deferred += self._arriving()
         ticket = _Ticket()
         self._waiting[work].append(ticket)
         if self._dispatcher is None:
@@ -128,6 +126,10 @@ class AckFirst:
                 await self._idle.wait()
             self.waited_out += waited.cancelled_caught
             self._next_pass = trio.current_time() + self.pace
+        else:
+            # Catching up: still one unit a scheduler pass, so that when webhooks come
+            # back there is one unit's step under way, not every lane's at once.
+            await trio.lowlevel.checkpoint()
         for queue in self._waiting:
             if queue:
                 ticket = queue.popleft()
