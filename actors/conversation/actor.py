@@ -122,6 +122,7 @@ class ConversationRouter:
         # them in order (a later message of theirs may not overtake an earlier one).
         self.held: set[int] = set()
         self.backlog = False  # the last sweep left conversations unread for want of lanes
+        self.idle: dict[int, trio.MemorySendChannel[InboundMessage]] = {}  # lanes waiting
         self.room = trio.Event()  # set when a lane ends while conversations wait
 
     @property
@@ -143,11 +144,12 @@ class ConversationRouter:
             if not waiting and (self.full or (conversation_id in self.held and not swept)):
                 # A flood: the message waits in the store (bounded memory), not in a task.
                 self.held.add(conversation_id)
+                self._make_room()
                 return
             self.held.discard(conversation_id)
             lane, receive = trio.open_memory_channel[InboundMessage](LANE_BUFFER)
             self.lanes[conversation_id] = lane
-            self.nursery.start_soon(self._lane, conversation_id, receive)
+            self.nursery.start_soon(self._lane, conversation_id, lane, receive)
         self.in_flight.add(message.message_id)
         try:
             lane.send_nowait(message)  # no checkpoint: the lane cannot close in between
@@ -157,10 +159,20 @@ class ConversationRouter:
             except trio.ClosedResourceError:
                 self.in_flight.discard(message.message_id)  # stored: the sweep takes it
 
-    def _end_lane(self, conversation_id: int) -> None:
-        lane = self.lanes.pop(conversation_id, None)
-        if lane is not None:
-            lane.close()
+    def _make_room(self) -> None:
+        """End the lanes that wait idle, so that held conversations get theirs."""
+        for conversation_id, lane in list(self.idle.items()):
+            if (
+                self.lanes.get(conversation_id) is lane
+                and lane.statistics().current_buffer_used == 0
+            ):
+                self._end_lane(conversation_id, lane)
+
+    def _end_lane(self, conversation_id: int, mine: trio.MemorySendChannel[InboundMessage]) -> None:
+        """End this lane (not a newer one of the same conversation)."""
+        if self.lanes.get(conversation_id) is mine:
+            del self.lanes[conversation_id]
+        mine.close()
         if self.crowded:
             self.room.set()
 
@@ -170,18 +182,25 @@ class ConversationRouter:
             lane.close()
 
     async def _lane(
-        self, conversation_id: int, receive: trio.MemoryReceiveChannel[InboundMessage]
+        self,
+        conversation_id: int,
+        mine: trio.MemorySendChannel[InboundMessage],
+        receive: trio.MemoryReceiveChannel[InboundMessage],
     ) -> None:
         async with receive:
             while True:
-                with trio.move_on_after(LANE_IDLE_TIMEOUT) as idle:
-                    try:
+                self.idle[conversation_id] = mine
+                try:
+                    with trio.move_on_after(LANE_IDLE_TIMEOUT) as idle:
                         message = await receive.receive()
-                    except trio.EndOfChannel:
-                        return
+                except trio.EndOfChannel:
+                    return
+                finally:
+                    if self.idle.get(conversation_id) is mine:
+                        del self.idle[conversation_id]
                 if idle.cancelled_caught:
                     if receive.statistics().current_buffer_used == 0:
-                        self._end_lane(conversation_id)
+                        self._end_lane(conversation_id, mine)
                         return
                     continue
                 batch = [message]
@@ -197,7 +216,7 @@ class ConversationRouter:
                     await self.ctx.ack_first.turn(Work.TURN)  # Meta's acknowledgements go first
                 await self._handle(batch)
                 if self.crowded and receive.statistics().current_buffer_used == 0:
-                    self._end_lane(conversation_id)  # make room for a held conversation
+                    self._end_lane(conversation_id, mine)  # room for a held conversation
                     return
 
     async def _handle(self, batch: list[InboundMessage]) -> None:
@@ -397,6 +416,8 @@ class ConversationRouter:
         )
         opened = {m.conversation_id for m in pending} - self.lanes.keys()
         self.backlog = len(opened) >= room  # maybe more than we could read
+        if self.backlog:
+            self._make_room()
         if starting and pending:
             log.info("picking up %d pending message(s)", len(pending))
         for stored in pending:
