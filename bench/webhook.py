@@ -1,10 +1,11 @@
 """Webhook acknowledgements: signed WhatsApp webhooks with distinct message ids against the
 suite and, in the same run, a bare quart-trio endpoint that only parses the body.
 
-    python bench/webhook.py [--duration 8] [--rate 200]
+    python bench/webhook.py [--duration 8] [--rounds 3] [--rates 100,200]
 
-Closed loop with wrk at rising concurrency (acks/s, p50, p99, ratio to bare), then an open
-loop at --rate requests/s (p99 from each request's scheduled time). The suite answers every
+Closed loop with wrk at rising concurrency (acks/s, p50, p99, ratio to bare), then open
+loops at --rates requests/s (p99 from each request's scheduled time, raw-socket client),
+in rounds that interleave the two targets; medians are reported. The suite answers every
 message meanwhile (offline brain; WhatsApp sends go to a raw fake Graph API), so the figures are
 acknowledgements under the suite's real load. Needs Debian's `wrk`."""
 
@@ -15,6 +16,7 @@ import hashlib
 import hmac
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -96,46 +98,32 @@ async def webhook_open_loop(
 
 
 def wait_drained(url: str, timeout: float = 300) -> None:
-    """Until the suite has answered every stored message (the closed loops leave a backlog)."""
+    """Until the suite has answered and sent everything (the closed loops leave a backlog)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         health = httpx.get(f"{url}/health/detailed", timeout=10).json()
-        if health["channels"]["whatsapp"]["inboundPending"] == 0:
+        whatsapp = health["channels"]["whatsapp"]
+        if whatsapp["inboundPending"] == 0 and whatsapp["outboxPending"] == 0:
             return
         time.sleep(0.5)
     raise SystemExit("the suite did not drain its backlog")
 
 
-def measure(
-    name: str,
-    url: str,
-    args: argparse.Namespace,
-    requests_file: Path,
-    first_id: int,
-    rows: list[tuple[str, int, dict[str, float]]],
-    opens: list[tuple[str, float, dict[str, float]]],
-) -> None:
-    for n, c in enumerate(CONCURRENCY):
-        # Fresh ids for every run: duplicates would be cheaper to acknowledge.
-        write_requests(requests_file, first_id + 100_000 * n, 60_000)
-        rows.append((name, c, wrk(url, c, args.duration, requests_file)))
-    for k, rate in enumerate(args.rates):
-        if name == SUITE:
-            wait_drained(url)
-        opens.append(
-            (
-                name,
-                rate,
-                trio.run(
-                    webhook_open_loop, url, rate, args.duration, first_id + 1_000_000 * (k + 1)
-                ),
-            )
-        )
+class Ids:
+    """Fresh message ids for every run: duplicates would be cheaper to acknowledge."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> int:
+        first, self.next = self.next, self.next + count
+        return first
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians")
     parser.add_argument(
         "--rates",
         default="100,200",
@@ -143,15 +131,12 @@ def main() -> None:
         help="open-loop requests/s, comma-separated",
     )
     args = parser.parse_args()
-    rows: list[tuple[str, int, dict[str, float]]] = []
-    opens: list[tuple[str, float, dict[str, float]]] = []
+    closed: dict[tuple[str, int], list[dict[str, float]]] = {}
+    opened: dict[tuple[str, float], list[dict[str, float]]] = {}
+    ids = Ids()
     with tempfile.TemporaryDirectory() as tmp:
         requests_file = Path(tmp) / "requests.tsv"
-        port = free_port()
-        with process([PY, "bench/bare_app.py", str(port)]):
-            wait_http(f"http://127.0.0.1:{port}/")
-            measure(BARE, f"http://127.0.0.1:{port}", args, requests_file, 0, rows, opens)
-        port, graph_port = free_port(), free_port()
+        bare_port, port, graph_port = free_port(), free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "WHATSAPP"))}
         env.update(
             PORT=str(port),
@@ -163,39 +148,89 @@ def main() -> None:
             WHATSAPP_PHONE_NUMBER_ID="106540352242922",
             META_GRAPH_URL=f"http://127.0.0.1:{graph_port}/v21.0",
         )
+        targets = {BARE: f"http://127.0.0.1:{bare_port}", SUITE: f"http://127.0.0.1:{port}"}
         with (
+            process([PY, "bench/bare_app.py", str(bare_port)]),
             process([PY, "bench/fake_llm.py", str(graph_port), "--graph"]),
             process([PY, "-m", "supervisor.cli", "run"], env),
         ):
-            wait_http(f"http://127.0.0.1:{port}/health/ready")
-            measure(SUITE, f"http://127.0.0.1:{port}", args, requests_file, 10_000_000, rows, opens)
-    bare = {c: r for name, c, r in rows if name == BARE}
+            wait_http(f"{targets[BARE]}/")
+            wait_http(f"{targets[SUITE]}/health/ready")
+            # Rounds interleave the two targets, so that this machine's drift (±30 % between
+            # minutes) falls on both; the suite drains its backlog before anyone runs again.
+            for _round in range(args.rounds):
+                for name, url in targets.items():
+                    for c in CONCURRENCY:
+                        write_requests(requests_file, ids.take(100_000), 60_000)
+                        result = wrk(url, c, args.duration, requests_file)
+                        closed.setdefault((name, c), []).append(result)
+                        if name == SUITE:
+                            wait_drained(url)
+                    for rate in args.rates:
+                        first = ids.take(100_000)
+                        result = trio.run(webhook_open_loop, url, rate, args.duration, first)
+                        opened.setdefault((name, rate), []).append(result)
+                        if name == SUITE:
+                            wait_drained(url)
+    report(args, closed, opened)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def report(
+    args: argparse.Namespace,
+    closed: dict[tuple[str, int], list[dict[str, float]]],
+    opened: dict[tuple[str, float], list[dict[str, float]]],
+) -> None:
     print(
         f"\nSigned WhatsApp webhooks, distinct ids, {args.duration} s a run, "
-        f"{os.cpu_count()} cores\n"
+        f"{args.rounds} interleaved rounds (medians), {os.cpu_count()} cores\n"
     )
-    print(f"{'target':32} {'conns':>5} {'acks/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
-    for name, c, r in rows:
+    print(
+        f"{'target':32} {'conns':>5} {'acks/s':>8} {'range':>11} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'ratio':>6}"
+    )
+    rows = []
+    for (name, c), runs in closed.items():
+        rps = [r["rps"] for r in runs]
+        bare = median([r["rps"] for r in closed[(BARE, c)]])
+        row = {
+            "target": name,
+            "connections": c,
+            "rps": median(rps),
+            "rps_min": min(rps),
+            "rps_max": max(rps),
+            "p50": median([r["p50"] for r in runs]),
+            "p99": median([r["p99"] for r in runs]),
+            "ratio": median(rps) / bare,
+        }
+        rows.append(row)
         print(
-            f"{name:32} {c:5d} {r['rps']:8.0f} {r['p50']:8.1f} {r['p99']:8.1f} "
-            f"{r['rps'] / bare[c]['rps']:6.2f}"
+            f"{name:32} {c:5d} {row['rps']:8.0f} {min(rps):5.0f}-{max(rps):<5.0f}"
+            f" {row['p50']:8.1f} {row['p99']:8.1f} {row['ratio']:6.2f}"
         )
-    print("\nOpen loop (latency from the scheduled send time)\n")
-    for name, rate, o in opens:
+    print("\nOpen loop (latency from the scheduled send time; medians, worst p99)\n")
+    opens = []
+    for (name, rate), runs in opened.items():
+        row = {
+            "target": name,
+            "rate": rate,
+            "p50": median([r["p50"] for r in runs]),
+            "p99": median([r["p99"] for r in runs]),
+            "p99_worst": max(r["p99"] for r in runs),
+            "errors": sum(r["errors"] for r in runs),
+        }
+        opens.append(row)
         print(
-            f"{name:32} {rate:5.0f} req/s  p50 {o['p50']:7.1f} ms  p99 {o['p99']:8.1f} ms"
-            f"  errors {o['errors']:.0f}"
+            f"{name:32} {rate:5.0f} req/s  p50 {row['p50']:6.1f} ms  p99 {row['p99']:6.1f} ms"
+            f"  (worst {row['p99_worst']:.1f})  errors {row['errors']:.0f}"
         )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "webhook.json").write_text(
-        json.dumps(
-            {
-                "closed_loop": [{"target": n, "connections": c, **r} for n, c, r in rows],
-                "open_loop": [{"target": n, "rate": r, **o} for n, r, o in opens],
-            },
-            indent=2,
-        )
+        json.dumps({"closed_loop": rows, "open_loop": opens}, indent=2)
     )
 
 
