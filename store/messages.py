@@ -191,12 +191,13 @@ def pending_inbound(
     *,
     new_conversations: int | None = None,
     open_conversations: Container[int] = (),
+    left: set[int] | None = None,
 ) -> list[StoredMessage]:
     """Every inbound message not yet answered, oldest first: what a restart must pick up.
 
     Ids in `skip` (already queued) are left out before their rows are read, so a sweep over
     a backlog costs an index scan, not the backlog's texts; with `new_conversations`, only
-    that many conversations outside `open_conversations` are read (the rest wait)."""
+    that many conversations outside `open_conversations` are read; the others go in `left`."""
     chosen: list[int] = []
     new: set[int] = set()
     for row in db.connection.execute(
@@ -209,6 +210,8 @@ def pending_inbound(
         if new_conversations is not None and conversation_id not in open_conversations:
             if conversation_id not in new:
                 if len(new) >= new_conversations:
+                    if left is not None:
+                        left.add(conversation_id)
                     continue
                 new.add(conversation_id)
         chosen.append(message_id)

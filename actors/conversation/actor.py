@@ -411,11 +411,15 @@ class ConversationRouter:
         every lane was taken), oldest first; at start, what a restart must pick up."""
         self.room = trio.Event()
         room = max(0, self.ctx.max_lanes - len(self.lanes))
+        left: set[int] = set()
         pending = messages.pending_inbound(
-            self.ctx.db, skip=self.in_flight, new_conversations=room, open_conversations=self.lanes
+            self.ctx.db,
+            skip=self.in_flight,
+            new_conversations=room,
+            open_conversations=self.lanes,
+            left=left,
         )
-        opened = {m.conversation_id for m in pending} - self.lanes.keys()
-        self.backlog = len(opened) >= room  # maybe more than we could read
+        self.backlog = bool(left)  # conversations wait in the store for a lane
         if self.backlog:
             self._make_room()
         if starting and pending:
