@@ -197,3 +197,14 @@ async def test_a_flood_waits_in_the_store_with_lanes_bounded_and_order_kept(
             by_conversation.setdefault(row["conversation_id"], []).append(row["reply"])
         assert len(by_conversation) == 8
         assert all(ids == sorted(ids) for ids in by_conversation.values())
+
+
+async def test_web_visitors_beyond_the_bound_end_idle_lanes_first(tmp_path: Path) -> None:
+    async with running_suite(make_settings(tmp_path)) as (suite, client):
+        ctx = suite.conversation_ctx
+        assert ctx is not None and ctx.router is not None
+        ctx.max_lanes = 2
+        for i in range(5):
+            r = await client.post("/api/chat", json={"message": "Hola", "sessionId": f"web-{i}"})
+            assert r.status_code == 200  # a web visitor is never held back
+            assert len(ctx.router.lanes) <= 2  # idle lanes made room (they hold memory)

@@ -147,6 +147,8 @@ class ConversationRouter:
                 self._make_room()
                 return
             self.held.discard(conversation_id)
+            if self.full:
+                self._make_room()  # a web visitor beyond the bound: idle lanes end first
             lane, receive = trio.open_memory_channel[InboundMessage](LANE_BUFFER)
             self.lanes[conversation_id] = lane
             self.nursery.start_soon(self._lane, conversation_id, lane, receive)
