@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import trio
 
-TRACE: list[tuple[float, float]] | None = None
-
 
 @dataclass(frozen=True)
 class OpenLoopResult:
@@ -85,8 +83,6 @@ async def open_loop(
             errors += 1
             free_send.send_nowait(Connection(await trio.open_tcp_stream(host, port)))
         latencies.append((trio.current_time() - scheduled) * 1000)
-        if TRACE is not None:
-            TRACE.append((scheduled - start, latencies[-1]))
 
     async with trio.open_nursery() as nursery:
         for i, request in enumerate(requests):
