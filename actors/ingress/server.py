@@ -21,6 +21,7 @@ from actors.ack_first import AckFirst
 from .app import create_app
 from .context import IngressContext
 from .proxy import TrustedProxy, parse_networks
+from .webhooks import WEBHOOK_PATHS
 
 log = logging.getLogger("ingress")
 
@@ -32,9 +33,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-WEBHOOKS = frozenset({"/api/whatsapp/webhook", "/api/instagram/webhook"})
 
 
 class InFlightRequests:
@@ -54,7 +52,7 @@ class InFlightRequests:
             return
         self.active += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
-        webhook = scope["method"] == "POST" and scope["path"] in WEBHOOKS
+        webhook = scope["method"] == "POST" and scope["path"] in WEBHOOK_PATHS
         if webhook:
             self.acks.arrived()
         finished = False

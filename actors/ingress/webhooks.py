@@ -18,6 +18,7 @@ import trio
 from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from actors.channels import MESSAGING
 from actors.messages import InboundMessage
 from store import conversations, messages, outbox
 
@@ -38,6 +39,13 @@ log = logging.getLogger("ingress.webhooks")
 Parser = Callable[[Any], tuple[list[InboundEvent], list[StatusEvent]]]
 
 
+def webhook_path(channel: str) -> str:
+    return f"/api/{channel}/webhook"
+
+
+WEBHOOK_PATHS = frozenset(webhook_path(channel) for channel in MESSAGING)
+
+
 def create_webhooks_blueprint(ctx: IngressContext) -> Blueprint:
     bp = Blueprint("webhooks", __name__)
     settings = ctx.settings
@@ -50,13 +58,13 @@ def create_webhooks_blueprint(ctx: IngressContext) -> Blueprint:
         ("instagram", settings.instagram_verify_token, instagram),
     ):
         bp.add_url_rule(
-            f"/api/{channel}/webhook",
+            webhook_path(channel),
             f"{channel}_verify",
             _verify_handler(verify_token),
             methods=["GET"],
         )
         bp.add_url_rule(
-            f"/api/{channel}/webhook",
+            webhook_path(channel),
             f"{channel}_receive",
             _receive_handler(ctx, channel, parse),
             methods=["POST"],
