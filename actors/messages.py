@@ -28,10 +28,15 @@ class LeadView:
     score: int = 0
 
     @classmethod
-    def of(cls, lead: Lead | None, channel: str) -> LeadView:
+    def of(cls, lead: Lead | None, conversation_id: int, channel: str) -> LeadView:
+        """What the visitor of `conversation_id` may see of the lead: only the values their
+        own conversation collected."""
         if lead is None:
             return cls(None, None, None, None, "frio", channel)
-        f = lead.fields
+        f = lead.visible_in(conversation_id)
+        # The reasons name values ("comuna fuera de cobertura: …"): shown only when every
+        # known value is this conversation's own.
+        own = f == lead.fields
         return cls(
             f.name,
             f.phone,
@@ -39,7 +44,7 @@ class LeadView:
             f.area,
             lead.classification,
             lead.channel,
-            tuple(lead.reasons),
+            tuple(lead.reasons) if own else (),
             lead.score,
         )
 

@@ -1,5 +1,7 @@
 """What the dashboard reads and changes about leads: search with filters and pages, the
-transcript, the salesperson's updates, statistics, and deletion on request."""
+transcript, the salesperson's updates, statistics, and deletion on request. Real leads only:
+the sandbox's (`sandbox = 1`, the demo's and simulated people's) are never listed, counted,
+exported, shown or changed here (store/sandbox.py has them)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .db import Database, utc_now
+from .sandbox import key_clause
 from .text import fold
 
 LEAD_COLUMNS = (
@@ -29,7 +32,7 @@ class LeadFilter:
 
 
 def _where(f: LeadFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["1 = 1"]
+    clauses: list[str] = ["sandbox = 0"]
     params: list[Any] = []
     for column, value in (
         ("classification", f.classification),
@@ -80,8 +83,13 @@ def search(
 
 
 def get(db: Database, lead_id: int) -> dict[str, Any] | None:
-    row = db.one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ?", (lead_id,))
+    row = db.one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ? AND sandbox = 0", (lead_id,))
     return _lead(row) if row else None
+
+
+def exists(db: Database, lead_id: int) -> bool:
+    """A real lead (not the sandbox's) has this id."""
+    return db.scalar("SELECT 1 FROM leads WHERE id = ? AND sandbox = 0", (lead_id,)) is not None
 
 
 def transcript(db: Database, lead_id: int) -> list[dict[str, Any]]:
@@ -89,7 +97,8 @@ def transcript(db: Database, lead_id: int) -> list[dict[str, Any]]:
     return db.all(
         "SELECT m.id, c.id AS conversation_id, c.channel, m.role, m.content, m.kind,"
         " m.source, m.created_at FROM messages m JOIN conversations c"
-        " ON c.id = m.conversation_id WHERE c.lead_id = ? ORDER BY m.id",
+        f" ON c.id = m.conversation_id WHERE c.lead_id = ? AND NOT {key_clause('c.external_key')}"
+        " ORDER BY m.id",
         (lead_id,),
     )
 
@@ -115,12 +124,18 @@ def update(
     if contacted is not None:
         sets.append("contacted = ?")
         params.append(int(contacted))
-    return bool(db.changes(f"UPDATE leads SET {', '.join(sets)} WHERE id = ?", [*params, lead_id]))
+    return bool(
+        db.changes(
+            f"UPDATE leads SET {', '.join(sets)} WHERE id = ? AND sandbox = 0", [*params, lead_id]
+        )
+    )
 
 
 def delete(db: Database, lead_id: int) -> bool:
     """A data-deletion request: the lead, its conversations and their messages."""
     with db.transaction():
+        if not exists(db, lead_id):
+            return False  # nor a sandbox lead: the sandbox is emptied as a whole
         db.execute(
             "DELETE FROM conversations WHERE lead_id = ? OR id IN"
             " (SELECT id FROM conversations WHERE lead_id = ?)",
@@ -134,25 +149,26 @@ def statistics(db: Database) -> dict[str, Any]:
     by_class = {
         str(k): int(str(n))
         for k, n in db.connection.execute(
-            "SELECT classification, count(*) FROM leads GROUP BY classification"
+            "SELECT classification, count(*) FROM leads WHERE sandbox = 0 GROUP BY classification"
         )
     }
     matrix: dict[str, dict[str, int]] = {}
     for channel, klass, n in db.connection.execute(
-        "SELECT channel, classification, count(*) FROM leads GROUP BY channel, classification"
+        "SELECT channel, classification, count(*) FROM leads WHERE sandbox = 0"
+        " GROUP BY channel, classification"
     ):
         matrix.setdefault(str(channel), {})[str(klass)] = int(str(n))
     per_day = [
         {"day": str(day), "leads": int(str(n))}
         for day, n in db.connection.execute(
-            "SELECT substr(created_at, 1, 10) AS day, count(*) FROM leads"
+            "SELECT substr(created_at, 1, 10) AS day, count(*) FROM leads WHERE sandbox = 0"
             " GROUP BY day ORDER BY day DESC LIMIT 30"
         )
     ]
     funnel: dict[str, dict[str, int]] = {}
     for channel, total, contacted, won in db.connection.execute(
         "SELECT channel, count(*), sum(contacted = 1 OR status IN ('contacted', 'won', 'lost')),"
-        " sum(status = 'won') FROM leads GROUP BY channel"
+        " sum(status = 'won') FROM leads WHERE sandbox = 0 GROUP BY channel"
     ):
         funnel[str(channel)] = {
             "new": int(str(total)),
@@ -164,7 +180,9 @@ def statistics(db: Database) -> dict[str, Any]:
         for (s,) in db.connection.execute(
             "SELECT (julianday(min(a.created_at)) - julianday(min(u.created_at))) * 86400"
             " FROM messages u JOIN messages a ON a.conversation_id = u.conversation_id"
-            " AND a.role = 'assistant' WHERE u.role = 'user' GROUP BY u.conversation_id"
+            " AND a.role = 'assistant' WHERE u.role = 'user' AND u.conversation_id NOT IN"
+            f" (SELECT id FROM conversations WHERE {key_clause('external_key')})"
+            " GROUP BY u.conversation_id"
         )
         if s is not None
     ]

@@ -1,16 +1,18 @@
 """Leads: the people conversations are about, with what they told us and how warm they are.
 
-One lead per person. A conversation finds its lead by its channel identity
-(`whatsapp:56987654321`, `instagram:<id>`, `web:<session>`); a phone or e-mail the person
-gives is an identity too, so the same person on another channel links to the same lead (two
-leads found to be one person are merged into the older). Every change of class is kept.
-"""
+A conversation finds its lead only by a verified channel identity (`whatsapp:<wa_id>`, Meta's
+business-scoped user id, `instagram:<id>`, `web:<session>`). A phone or e-mail a person types
+is a *claim*: kept on their own lead, never a link to someone else's. Leads that claim the
+same phone or e-mail are shown to the owner as possibly one person; the owner merges them by
+hand, and every merge is kept in an audit log with the merged lead as it was. Every change of
+class is kept. Leads of the demo sandbox (`sim:` conversations) are flagged and left out of
+everything real: follow-ups, summaries, lists, statistics and exports."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from . import conversations
@@ -55,6 +57,23 @@ class Lead:
     signals: tuple[str, ...] = ()
     opted_out_at: str | None = None
     last_user_message_at: str | None = None
+    sources: dict[str, Any] = field(default_factory=dict)  # field -> where it came from
+    sandbox: bool = False
+
+    def visible_in(self, conversation_id: int) -> LeadFields:
+        """Only the values this conversation collected: all its visitor may be shown (a
+        merged lead's other conversations, or data from before, stay with the owner)."""
+
+        def own(name: str) -> bool:
+            source = self.sources.get(name)
+            return isinstance(source, dict) and source.get("conversation") == conversation_id
+
+        return LeadFields(
+            **{
+                f.name: getattr(self.fields, f.name) if own(f.name) else None
+                for f in fields(LeadFields)
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class Classification:
     score: int
     reasons: Sequence[str]
     signals: Sequence[str]
+    sources: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,8 +104,9 @@ class Change:
 _COLUMNS = (
     "id, channel, name, phone, email, service, area, urgency, classification, status,"
     " contacted, created_at, updated_at, budget, score, reasons, signals, opted_out_at,"
-    " last_user_message_at"
+    " last_user_message_at, sources, sandbox"
 )
+SANDBOX_PREFIX = "sim:"  # conversations of the demo and of /api/simulate
 
 
 def _from_row(row: dict[str, Any]) -> Lead:
@@ -111,7 +132,17 @@ def _from_row(row: dict[str, Any]) -> Lead:
         signals=tuple(json.loads(row["signals"] or "[]")),
         opted_out_at=row["opted_out_at"],
         last_user_message_at=row["last_user_message_at"],
+        sources=_json_object(row["sources"]),
+        sandbox=bool(row["sandbox"]),
     )
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def get(db: Database, lead_id: int) -> Lead | None:
@@ -124,15 +155,6 @@ def for_conversation(db: Database, conversation_id: int) -> Lead | None:
     row = db.one(
         f"SELECT {_COLUMNS} FROM leads WHERE id = (SELECT lead_id FROM conversations WHERE id = ?)",
         (conversation_id,),
-    )
-    return _from_row(row) if row else None
-
-
-def by_identity(db: Database, kind: str, value: str) -> Lead | None:
-    row = db.one(
-        f"SELECT {_COLUMNS} FROM leads WHERE id ="
-        " (SELECT lead_id FROM lead_identities WHERE kind = ? AND value = ?)",
-        (kind, value),
     )
     return _from_row(row) if row else None
 
@@ -153,43 +175,21 @@ def _add_identity(db: Database, kind: str, value: str, lead_id: int) -> None:
     )
 
 
-def _identity_owner(db: Database, kind: str, value: str) -> int | None:
-    found = db.scalar(
-        "SELECT lead_id FROM lead_identities WHERE kind = ? AND value = ?", (kind, value)
-    )
-    return None if found is None else int(found)
-
-
-def resolve(
-    db: Database,
-    conversation_id: int,
-    channel: str,
-    external_key: str,
-    contact: LeadFields,
-) -> Lead | None:
-    """The lead of this conversation's person, linking by channel identity, phone or e-mail;
-    leads found to be the same person are merged into the oldest. None: no lead yet."""
+def resolve(db: Database, conversation_id: int, channel: str, external_key: str) -> Lead | None:
+    """The lead of this conversation's person: the conversation's own, else the one its
+    verified channel identity belongs to. None: no lead yet. Typed data never links."""
     with db.transaction():
         current = for_conversation(db, conversation_id)
-        owners = {_identity_owner(db, channel, external_key)}
-        if contact.phone:
-            owners.add(_identity_owner(db, "phone", contact.phone))
-        if contact.email:
-            owners.add(_identity_owner(db, "email", contact.email.lower()))
-        owners.discard(None)
-        if current is not None and owners <= {current.id}:
-            if not owners:  # a conversation linked before identities existed
-                _add_identity(db, channel, external_key, current.id)
-            return current  # the usual turn: nothing to link
-        found = {i for i in owners if i is not None} | ({current.id} if current else set())
-        if not found:
+        if current is not None:
+            return current
+        owner = db.scalar(
+            "SELECT lead_id FROM lead_identities WHERE kind = ? AND value = ?",
+            (channel, external_key),
+        )
+        if owner is None:
             return None
-        keep = min(found)
-        for other in sorted(found - {keep}):
-            _merge(db, other, into=keep)
-        conversations.attach_lead(db, conversation_id, keep)
-        _add_identity(db, channel, external_key, keep)
-        return get(db, keep)
+        conversations.attach_lead(db, conversation_id, int(owner))
+        return get(db, int(owner))
 
 
 def create(db: Database, conversation_id: int, channel: str, external_key: str) -> Lead:
@@ -197,8 +197,8 @@ def create(db: Database, conversation_id: int, channel: str, external_key: str) 
     with db.transaction():
         lead_id = db.insert(
             "INSERT INTO leads (channel, classification, created_at, updated_at,"
-            " last_interaction_at) VALUES (?, 'frio', ?, ?, ?)",
-            (channel, now, now, now),
+            " last_interaction_at, sandbox) VALUES (?, 'frio', ?, ?, ?, ?)",
+            (channel, now, now, now, int(external_key.startswith(SANDBOX_PREFIX))),
         )
         conversations.attach_lead(db, conversation_id, lead_id)
         _add_identity(db, channel, external_key, lead_id)
@@ -207,41 +207,124 @@ def create(db: Database, conversation_id: int, channel: str, external_key: str) 
     return lead
 
 
-def _merge(db: Database, lead_id: int, *, into: int) -> None:
-    """Move everything of `lead_id` to `into`, keeping the warmer class and known fields."""
-    gone, kept = get(db, lead_id), get(db, into)
-    if gone is None or kept is None:
-        return
-    merged = kept.fields.merged_over(gone.fields)  # the older lead's values win
-    rank = {c: i for i, c in enumerate(CLASSIFICATIONS)}
-    warmer = max(kept.classification, gone.classification, key=rank.__getitem__)
-    signals = sorted(set(kept.signals) | set(gone.signals))
-    for table in ("conversations", "lead_identities", "lead_classifications", "follow_ups"):
-        db.execute(f"UPDATE OR IGNORE {table} SET lead_id = ? WHERE lead_id = ?", (into, lead_id))
-    db.execute("UPDATE owner_notifications SET lead_id = ? WHERE lead_id = ?", (into, lead_id))
-    db.execute(
-        "UPDATE leads SET name = ?, phone = ?, email = ?, service = ?, area = ?, urgency = ?,"
-        " classification = ?, signals = ?, budget = coalesce(budget, ?),"
-        " opted_out_at = coalesce(opted_out_at, ?),"
-        " last_user_message_at = max(coalesce(last_user_message_at, ''), coalesce(?, '')),"
-        " updated_at = ? WHERE id = ?",
-        (
-            merged.name,
-            merged.phone,
-            merged.email,
-            merged.service,
-            merged.area,
-            merged.urgency,
-            warmer,
-            json.dumps(signals, ensure_ascii=False),
-            gone.budget,
-            gone.opted_out_at,
-            gone.last_user_message_at,
-            utc_now(),
-            into,
-        ),
+class MergeError(ValueError):
+    """Two leads that cannot be merged (the same lead, a missing one, sandbox with real)."""
+
+
+def merge(db: Database, lead_id: int, *, into: int, actor: str) -> Lead:
+    """The owner's merge: everything of `lead_id` moves to `into` — both transcripts stay,
+    as conversations of the kept lead — known fields fill the kept lead's gaps, the warmer
+    class is kept, and the merged lead is written to the audit log as it was."""
+    with db.transaction():
+        gone, kept = get(db, lead_id), get(db, into)
+        if gone is None or kept is None:
+            raise MergeError("lead no encontrado")
+        if gone.id == kept.id:
+            raise MergeError("un lead no se une consigo mismo")
+        if gone.sandbox != kept.sandbox:
+            raise MergeError("un lead de la demo no se une con uno real")
+        merged = kept.fields.merged_over(gone.fields)  # the kept lead's values win
+        sources = {**gone.sources, **kept.sources}
+        rank = {c: i for i, c in enumerate(CLASSIFICATIONS)}
+        warmer = max(kept.classification, gone.classification, key=rank.__getitem__)
+        signals = sorted(set(kept.signals) | set(gone.signals))
+        for table in ("conversations", "lead_identities", "lead_classifications", "follow_ups"):
+            db.execute(
+                f"UPDATE OR IGNORE {table} SET lead_id = ? WHERE lead_id = ?", (into, lead_id)
+            )
+        db.execute(
+            "UPDATE OR IGNORE lead_claims SET lead_id = ? WHERE lead_id = ?", (into, lead_id)
+        )
+        db.execute("UPDATE owner_notifications SET lead_id = ? WHERE lead_id = ?", (into, lead_id))
+        db.execute(
+            "UPDATE leads SET name = ?, phone = ?, email = ?, service = ?, area = ?, urgency = ?,"
+            " classification = ?, signals = ?, sources = ?, budget = coalesce(budget, ?),"
+            " opted_out_at = coalesce(opted_out_at, ?),"
+            " last_user_message_at = max(coalesce(last_user_message_at, ''), coalesce(?, '')),"
+            " notes = trim(coalesce(notes, '') || char(10) || coalesce(?, ''), char(10)),"
+            " updated_at = ? WHERE id = ?",
+            (
+                merged.name,
+                merged.phone,
+                merged.email,
+                merged.service,
+                merged.area,
+                merged.urgency,
+                warmer,
+                json.dumps(signals, ensure_ascii=False),
+                json.dumps(sources, ensure_ascii=False),
+                gone.budget,
+                gone.opted_out_at,
+                gone.last_user_message_at,
+                db.scalar("SELECT notes FROM leads WHERE id = ?", (lead_id,)),
+                utc_now(),
+                into,
+            ),
+        )
+        db.execute(
+            "INSERT INTO lead_merges (kept_id, merged_id, merged_lead, actor, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (into, lead_id, json.dumps(_snapshot(gone), ensure_ascii=False), actor, utc_now()),
+        )
+        db.execute("DELETE FROM leads WHERE id = ?", (lead_id,))
+    lead = get(db, into)
+    assert lead is not None
+    return lead
+
+
+def _snapshot(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id,
+        "channel": lead.channel,
+        **{f.name: getattr(lead.fields, f.name) for f in fields(lead.fields)},
+        "classification": lead.classification,
+        "status": lead.status,
+        "budget": lead.budget,
+        "sources": lead.sources,
+        "created_at": lead.created_at,
+    }
+
+
+def merges(db: Database, lead_id: int) -> list[dict[str, Any]]:
+    """The merges into a lead, oldest first: who, when, and the merged lead as it was."""
+    rows = db.all(
+        "SELECT merged_id, merged_lead, actor, created_at FROM lead_merges"
+        " WHERE kept_id = ? ORDER BY id",
+        (lead_id,),
     )
-    db.execute("DELETE FROM leads WHERE id = ?", (lead_id,))
+    return [{**r, "merged_lead": _json_object(r["merged_lead"])} for r in rows]
+
+
+@dataclass(frozen=True)
+class PossibleMatch:
+    """Another lead that claims the same phone or e-mail: perhaps the same person."""
+
+    lead_id: int
+    name: str | None
+    channel: str
+    kind: str
+    value: str
+
+
+def possible_matches(db: Database, lead_id: int) -> list[PossibleMatch]:
+    rows = db.all(
+        "SELECT DISTINCT o.lead_id AS lead_id, l.name AS name, l.channel AS channel,"
+        " o.kind AS kind, o.value AS value FROM lead_claims c"
+        " JOIN lead_claims o ON o.kind = c.kind AND o.value = c.value AND o.lead_id != c.lead_id"
+        " JOIN leads l ON l.id = o.lead_id"
+        " WHERE c.lead_id = ? AND l.sandbox = (SELECT sandbox FROM leads WHERE id = ?)"
+        " ORDER BY o.lead_id",
+        (lead_id, lead_id),
+    )
+    return [PossibleMatch(**r) for r in rows]
+
+
+def _claim(db: Database, lead_id: int, kind: str, value: str, message_id: int | None) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO lead_claims (lead_id, kind, value, message_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (lead_id, kind, value, message_id, utc_now()),
+    )
 
 
 def apply(
@@ -253,7 +336,7 @@ def apply(
         db.execute(
             "UPDATE leads SET name = ?, phone = ?, email = ?, service = ?, area = ?,"
             " urgency = ?, budget = ?, classification = ?, score = ?, reasons = ?, signals = ?,"
-            " updated_at = ?, last_interaction_at = ?,"
+            " sources = ?, updated_at = ?, last_interaction_at = ?,"
             " last_user_message_at = coalesce(?, last_user_message_at) WHERE id = ?",
             (
                 result.fields.name,
@@ -267,6 +350,7 @@ def apply(
                 result.score,
                 json.dumps(list(result.reasons), ensure_ascii=False),
                 json.dumps(list(result.signals), ensure_ascii=False),
+                json.dumps(result.sources, ensure_ascii=False),
                 now,
                 now,
                 user_at,
@@ -274,9 +358,9 @@ def apply(
             ),
         )
         if result.fields.phone and result.fields.phone != lead.fields.phone:
-            _add_identity(db, "phone", result.fields.phone, lead.id)
+            _claim(db, lead.id, "phone", result.fields.phone, _message_of(result, "phone"))
         if result.fields.email and result.fields.email != lead.fields.email:
-            _add_identity(db, "email", result.fields.email.lower(), lead.id)
+            _claim(db, lead.id, "email", result.fields.email.lower(), _message_of(result, "email"))
         first = lead.score == 0 and not db.scalar(
             "SELECT 1 FROM lead_classifications WHERE lead_id = ?", (lead.id,)
         )
@@ -301,10 +385,17 @@ def apply(
         score=result.score,
         reasons=tuple(result.reasons),
         signals=tuple(result.signals),
+        sources=dict(result.sources),
         updated_at=now,
         last_user_message_at=user_at or lead.last_user_message_at,
     )
     return Change(updated, None if first else lead.classification)
+
+
+def _message_of(result: Classification, name: str) -> int | None:
+    source = result.sources.get(name)
+    message = source.get("message") if isinstance(source, dict) else None
+    return message if isinstance(message, int) else None
 
 
 def history(db: Database, lead_id: int) -> list[tuple[str, int, list[str], str]]:
@@ -341,7 +432,7 @@ def follow_up_candidates(db: Database, silent_since: str) -> list[Lead]:
     """Warm and hot leads, not contacted nor opted out, silent since before `silent_since`."""
     rows = db.all(
         f"SELECT {_COLUMNS} FROM leads WHERE classification IN ('tibio', 'caliente')"
-        " AND contacted = 0 AND status = 'new' AND opted_out_at IS NULL"
+        " AND contacted = 0 AND status = 'new' AND opted_out_at IS NULL AND sandbox = 0"
         " AND last_user_message_at IS NOT NULL AND last_user_message_at <= ?"
         " ORDER BY last_user_message_at",
         (silent_since,),
@@ -351,7 +442,33 @@ def follow_up_candidates(db: Database, silent_since: str) -> list[Lead]:
 
 def created_between(db: Database, start: str, end: str) -> list[Lead]:
     rows = db.all(
-        f"SELECT {_COLUMNS} FROM leads WHERE created_at >= ? AND created_at < ? ORDER BY id",
+        f"SELECT {_COLUMNS} FROM leads WHERE sandbox = 0 AND created_at >= ? AND created_at < ?"
+        " ORDER BY id",
         (start, end),
     )
     return [_from_row(r) for r in rows]
+
+
+def provenance(db: Database, lead: Lead) -> dict[str, dict[str, Any]]:
+    """For the owner: where each known field came from — how it was found, the message (its
+    text, channel and time) and the conversation."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in (f.name for f in fields(LeadFields)):
+        source = lead.sources.get(name)
+        if not getattr(lead.fields, name) or not isinstance(source, dict):
+            continue
+        message = source.get("message")
+        row = (
+            db.one("SELECT content, channel, created_at FROM messages WHERE id = ?", (message,))
+            if isinstance(message, int)
+            else None
+        )
+        out[name] = {
+            "como": source.get("how"),
+            "conversacion": source.get("conversation"),
+            "mensaje": message,
+            "texto": row["content"] if row else None,
+            "canal": row["channel"] if row else None,
+            "fecha": row["created_at"] if row else None,
+        }
+    return out

@@ -7,7 +7,7 @@ one reply per inbound message, so reprocessing after a crash never answers twice
 from __future__ import annotations
 
 from collections.abc import Container, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
@@ -52,6 +52,7 @@ class Turn:
     brain_lead: str | None
     lines: list[tuple[str, str]]  # the assistant line before, then the user's lines answered
     user_at: str | None  # when the person last wrote, as of this turn
+    line_ids: list[int] = field(default_factory=list)  # each line's message id
 
 
 _COLUMNS = (
@@ -247,19 +248,22 @@ def turn(db: Database, reply_id: int) -> Turn | None:
     if reply is None:
         return None
     rows = db.connection.execute(
-        "SELECT role, content, created_at FROM messages WHERE conversation_id = ? AND id <= ?"
+        "SELECT role, content, created_at, id FROM messages WHERE conversation_id = ? AND id <= ?"
         " AND id != ? AND (status IS NULL OR status != 'failed') ORDER BY id DESC LIMIT 40",
         (reply["conversation_id"], reply["reply_to"] or reply_id, reply_id),
     )  # read lazily: it stops at the previous assistant line
     lines: list[tuple[str, str]] = []
+    line_ids: list[int] = []
     user_at: str | None = None
-    for role, content, created_at in rows:
+    for role, content, created_at, message_id in rows:
         lines.append((str(role), str(content)))
+        line_ids.append(int(message_id))
         if role == "user" and user_at is None:
             user_at = str(created_at)
         if role == "assistant":
             break  # the question these user lines answer
     lines.reverse()
+    line_ids.reverse()
     return Turn(
         reply_id,
         int(reply["conversation_id"]),
@@ -268,6 +272,7 @@ def turn(db: Database, reply_id: int) -> Turn | None:
         reply["brain_lead"],
         lines,
         user_at,
+        line_ids,
     )
 
 

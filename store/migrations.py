@@ -310,6 +310,79 @@ ALTER TABLE prompt_versions ADD COLUMN kind TEXT NOT NULL DEFAULT 'prompt';
 CREATE INDEX prompt_versions_by_kind ON prompt_versions (kind, id);
 """
 
+V10_IDENTITY_CLAIMS_PROVENANCE_SANDBOX = """
+-- A typed phone or e-mail is a claim, not an identity: it never links a conversation to
+-- another person's lead. Claims are kept per lead (any number of leads may claim a value);
+-- the owner sees leads that share one and merges them by hand.
+CREATE TABLE lead_claims (
+    lead_id INTEGER NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('phone', 'email')),
+    value TEXT NOT NULL,
+    message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (lead_id, kind, value)
+);
+CREATE INDEX lead_claims_by_value ON lead_claims (kind, value);
+INSERT OR IGNORE INTO lead_claims (lead_id, kind, value, created_at)
+    SELECT lead_id, kind, value, created_at FROM lead_identities
+    WHERE kind IN ('phone', 'email');
+DELETE FROM lead_identities WHERE kind IN ('phone', 'email');
+
+-- Where each field of a lead came from: {field: {"message": id, "conversation": id,
+-- "how": "typed" | "asked" | "correction" | "model" | "channel"}}.
+ALTER TABLE leads ADD COLUMN sources TEXT NOT NULL DEFAULT '{}';
+-- A lead of one conversation: everything it knows came from that conversation.
+UPDATE leads SET sources = (
+    SELECT json_object(
+        'name', json_object('how', 'typed', 'message', NULL, 'conversation', c.id),
+        'phone', json_object('how', 'typed', 'message', NULL, 'conversation', c.id),
+        'email', json_object('how', 'typed', 'message', NULL, 'conversation', c.id),
+        'service', json_object('how', 'typed', 'message', NULL, 'conversation', c.id),
+        'area', json_object('how', 'typed', 'message', NULL, 'conversation', c.id),
+        'urgency', json_object('how', 'typed', 'message', NULL, 'conversation', c.id))
+    FROM conversations c WHERE c.lead_id = leads.id)
+WHERE (SELECT count(*) FROM conversations c WHERE c.lead_id = leads.id) = 1;
+
+-- Demo and simulated people (conversations keyed `sim:...`) live in a sandbox: never listed,
+-- counted, exported, alerted or followed up.
+ALTER TABLE leads ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
+UPDATE leads SET sandbox = 1 WHERE id IN
+    (SELECT lead_id FROM conversations WHERE lead_id IS NOT NULL GROUP BY lead_id
+     HAVING min(substr(external_key, 1, 4) = 'sim:') = 1);
+CREATE INDEX leads_real_by_created ON leads (sandbox, created_at);
+
+-- Leads merged by the owner: who, when, and the merged lead as it was (JSON).
+CREATE TABLE lead_merges (
+    id INTEGER PRIMARY KEY,
+    kept_id INTEGER NOT NULL,
+    merged_id INTEGER NOT NULL,
+    merged_lead TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX lead_merges_by_kept ON lead_merges (kept_id, id);
+"""
+
+V11_UNSUPPORTED_EVENTS = """
+-- What people sent that the assistant cannot read or does not answer: messages WhatsApp or
+-- Instagram could not render, types we do not know, media without text, reactions, edits,
+-- deletions, system notices and malformed items. Kept for the owner, never silently dropped.
+-- `message_id` is set when the message is also in the conversation (and answered there).
+CREATE TABLE unsupported_events (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    sender TEXT,
+    conversation_id INTEGER REFERENCES conversations (id) ON DELETE CASCADE,
+    message_id INTEGER REFERENCES messages (id) ON DELETE CASCADE,
+    provider_ts INTEGER,
+    created_at TEXT NOT NULL,
+    UNIQUE (channel, kind, external_id)
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -320,4 +393,6 @@ MIGRATIONS: tuple[str, ...] = (
     V7_HAND_OFF,
     V8_PROMPT_VERSIONS,
     V9_STRATEGY_VERSIONS,
+    V10_IDENTITY_CLAIMS_PROVENANCE_SANDBOX,
+    V11_UNSUPPORTED_EVENTS,
 )

@@ -91,6 +91,7 @@ class Settings:
     admin_password_hash: str | None = None  # argon2, from `ia-comercial hash-password`
     session_idle: float = 30 * 60 * SECONDS
     session_max: float = 12 * 3600 * SECONDS
+    demo_mode: bool = False  # a public demo server: /demo and /api/simulate without a login
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -207,6 +208,7 @@ def load_settings(
         admin_password_hash=reader.argon2_hash("ADMIN_PASSWORD_HASH"),
         session_idle=reader.minutes("SESSION_IDLE_MINUTES", 30),
         session_max=reader.minutes("SESSION_MAX_MINUTES", 12 * 60),
+        demo_mode=reader.flag("DEMO_MODE", False),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
@@ -229,6 +231,8 @@ def _smtp(reader: _Reader) -> tuple[str | None, int, str]:
     return host, 465 if security == "ssl" else 587, security
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 _PLACEHOLDER_KEY = re.compile(r"^(tu_|your_|sk-\.\.\.|changeme)", re.IGNORECASE)
 
 
@@ -335,6 +339,17 @@ class _Reader:
             self._problem(name, f"must be a time HH:MM or off, got {raw!r}")
             return default
         return raw
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        self._problem(name, f"must be 1 or 0 (true/false), got {raw!r}")
+        return default
 
     def argon2_hash(self, name: str) -> str | None:
         raw = self._raw(name)

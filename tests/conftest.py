@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from supervisor.settings import Settings, load_settings
 from supervisor.suite import Suite, load_rules
 from tests.fakes.graph_server import FakeGraph, serve_graph
 from tests.fakes.openai_server import FakeOpenAI, serve_fake
+from tests.repo_guard import snapshot, written
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -39,6 +40,9 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
         "PORT": "0",
         "DATABASE_PATH": str(tmp_path / "db" / "leads.db"),
         "LOG_DIR": str(tmp_path / "logs"),
+        # Relative by default (db/backups): a suite whose clock passes BACKUP_TIME would
+        # otherwise leave backups, with test leads in them, in the repository.
+        "BACKUP_DIR": str(tmp_path / "db" / "backups"),
         "BUSINESS_CONFIG": str(ROOT / "config" / "business.json"),
         "SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"),
         # Off unless a test is about it: it would otherwise depend on the hour tests run.
@@ -65,6 +69,28 @@ async def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None
     with trio.fail_after(seconds):
         while not predicate():
             await trio.sleep(0.05)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_untouched() -> Iterator[None]:
+    """`make test` writes only in temporary folders: a database, backup or log that a test
+    leaves in the repository fails the run. REPO_WRITE_GUARD=strict also counts edits to
+    source files (for CI, where nobody edits during the run), =0 turns the guard off;
+    UPDATE_SCREENSHOTS=1 may write docs/."""
+    mode = os.environ.get("REPO_WRITE_GUARD", "")
+    if mode == "0":
+        yield
+        return
+    root = Path(os.environ.get("REPO_GUARD_ROOT") or ROOT)  # another root: the guard's test
+    before = snapshot(root)
+    yield
+    allowed = ("docs/",) if os.environ.get("UPDATE_SCREENSHOTS") == "1" else ()
+    if leaked := written(before, snapshot(root), allowed, strict=mode == "strict"):
+        shown = "\n  ".join(leaked[:20]) + ("\n  ..." if len(leaked) > 20 else "")
+        pytest.fail(
+            f"the tests wrote into the repository {root} (point them at tmp_path):\n  {shown}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import apsw
 
 from store import lead_reports
 from store.db import open_database
-from tests.conftest import ROOT
 
 ORIGINAL_SCHEMA = """
 CREATE TABLE leads (
@@ -75,7 +74,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env["DATABASE_PATH"] = str(tmp_path / "db" / "leads.db")
     return subprocess.run(
         [sys.executable, "-m", "supervisor.cli", *args],
-        cwd=ROOT,
+        cwd=tmp_path,  # relative defaults (logs, backups, .env) resolve in the test's folder
         env=env,
         capture_output=True,
         text=True,

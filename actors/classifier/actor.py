@@ -33,7 +33,7 @@ from actors.messages import (
 from actors.owner_messages import Line, lead_alert, lead_event
 from store import conversations, leads, messages, owner_notifications
 from store.db import Database
-from store.leads import Classification, Lead, LeadFields
+from store.leads import Classification, Lead
 from store.messages import Turn
 from store.owner_notifications import OwnerMessage
 from supervisor.business import BusinessConfig
@@ -41,6 +41,7 @@ from supervisor.failpoints import Failpoints
 from supervisor.settings import Settings
 
 from .extract import Extracted, Extractor
+from .fields import Finding, How, settle, sources_as_json, sources_from_json
 from .scoring import RANK, Scorer, Signals, warmer
 from .text import normalize
 
@@ -101,7 +102,7 @@ class Classifier:
             return
         if lead is None:  # classified before (a repeated notice): what the store says
             lead = leads.for_conversation(self.ctx.db, notice.completed.conversation_id)
-        view = LeadView.of(lead, notice.completed.lead.channel)
+        view = LeadView.of(lead, notice.completed.conversation_id, notice.completed.lead.channel)
         nursery.start_soon(_tell, notice.reply_slot, replace(notice.completed, lead=view))
 
     def classify(self, reply_id: int) -> Lead | None:
@@ -116,23 +117,27 @@ class Classifier:
                 messages.mark_classified(db, reply_id)
             return None
         found = ctx.extractor.read_turn(turn.lines)
-        model_fields, model_guess = self._model_view(turn)
-        turn_fields = model_fields.merged_over(found.fields)
-        user_texts = [normalize(text) for role, text in turn.lines if role == "user"]
+        user_texts = [text for role, text in turn.lines if role == "user"]
+        model_findings, model_guess = self._model_view(turn, user_texts)
         ctx.failpoints.hit("classifier.turn")
-        notify: LeadChanged | None = None
         with db.transaction():
             lead = leads.resolve(
-                db, conversation.id, conversation.channel, conversation.external_key, turn_fields
+                db, conversation.id, conversation.channel, conversation.external_key
             ) or leads.create(db, conversation.id, conversation.channel, conversation.external_key)
             result = self._decide(
-                lead, turn, conversation.external_key, found, turn_fields, user_texts, model_guess
+                lead, turn, conversation.external_key, found, model_findings, model_guess
             )
+            if turn.source == "optout":  # the person asked us to stop: no longer a prospect
+                result = replace(
+                    result,
+                    classification="frio",
+                    reasons=[*result.reasons, "pidió no recibir más mensajes"],
+                )
             change = leads.apply(db, lead, result, reply_id=reply_id, user_at=turn.user_at)
             if turn.source == "optout":
                 leads.opt_out(db, lead.id)
                 ctx.stats.opted_out += 1
-            queued = self._queue_alerts(change.lead, conversation.id)
+            queued = not change.lead.sandbox and self._queue_alerts(change.lead, conversation.id)
             messages.mark_classified(db, reply_id)
         ctx.stats.classified += 1
         if change.changed and change.lead.classification == "caliente":
@@ -140,34 +145,30 @@ class Classifier:
         elif change.changed and change.lead.classification == "tibio":
             ctx.stats.became_warm += 1
         if queued:
-            notify = LeadChanged(change.lead.id, change.lead.classification)
-            self._wake(notify)
+            self._wake(LeadChanged(change.lead.id, change.lead.classification))
         return change.lead
 
-    def _model_view(self, turn: Turn) -> tuple[LeadFields, str | None]:
-        """The model's structured answer, each field checked as if a person typed it."""
+    def _model_view(self, turn: Turn, user_texts: list[str]) -> tuple[list[Finding], str | None]:
+        """The model's structured answer, each field checked as if the person typed it and
+        against what the person wrote this turn: a model cannot invent a name, a phone, an
+        e-mail or a comuna nobody wrote."""
         if not turn.brain_lead:
-            return LeadFields(), None
+            return [], None
         try:
             data = json.loads(turn.brain_lead)
         except json.JSONDecodeError:
-            return LeadFields(), None
+            return [], None
         if not isinstance(data, dict):
-            return LeadFields(), None
+            return [], None
         # The conversation actor stored the brain's LeadFields by their names.
         raw = {name: str(data.get(name) or "").strip()[:200] for name in MODEL_FIELDS}
-        x = self.ctx.extractor
-        service = x.service(normalize(raw["service"])) if raw["service"] else None
-        fields = LeadFields(
-            name=raw["name"] or None,
-            phone=x.phone(raw["phone"]) if raw["phone"] else None,
-            email=x.email(raw["email"]) if raw["email"] else None,
-            service=service.name if service else None,
-            area=(x.area(normalize(raw["area"])) or raw["area"]) if raw["area"] else None,
-            urgency=raw["urgency"] or None,
+        checked = self.ctx.extractor.model_fields(raw, " \n".join(user_texts))
+        last_user = max(
+            (i for i, (role, _t) in enumerate(turn.lines) if role == "user"), default=-1
         )
+        findings = [Finding(name, value, How.MODEL, last_user) for name, value in checked.items()]
         guess = data.get("estado")
-        return fields, guess if guess in RANK else None
+        return findings, guess if guess in RANK else None
 
     def _decide(
         self,
@@ -175,16 +176,24 @@ class Classifier:
         turn: Turn,
         external_key: str,
         found: Extracted,
-        turn_fields: LeadFields,
-        user_texts: list[str],
+        model_findings: list[Finding],
         model_guess: str | None,
     ) -> Classification:
-        fields = turn_fields.merged_over(lead.fields)
         wa_phone = _whatsapp_phone(external_key) if turn.channel == "whatsapp" else None
-        if wa_phone and not fields.phone:
-            fields = replace(fields, phone=wa_phone)
+        last_user = max(
+            (i for i, (role, _t) in enumerate(turn.lines) if role == "user"), default=-1
+        )
+        channel = [Finding("phone", wa_phone, How.CHANNEL, last_user)] if wa_phone else []
+        fields, sources = settle(
+            lead.fields,
+            sources_from_json(lead.sources),
+            [*channel, *model_findings, *found.findings],
+            message_ids=turn.line_ids,
+            conversation_id=turn.conversation_id,
+        )
         budget = found.budget or lead.budget
         scorer = self.ctx.scorer
+        user_texts = [normalize(text) for role, text in turn.lines if role == "user"]
         signals = Signals.from_list(list(lead.signals)).with_(scorer.signals(user_texts))
         verdict = scorer.verdict(
             fields,
@@ -201,6 +210,7 @@ class Classifier:
             score=verdict.score,
             reasons=verdict.reasons,
             signals=signals.as_list(),
+            sources=sources_as_json(sources),
         )
 
     def _queue_alerts(self, lead: Lead, conversation_id: int) -> bool:
@@ -248,6 +258,10 @@ class Classifier:
         for reply_id in messages.unclassified(self.ctx.db):
             await self.ctx.ack_first.turn(Work.CLASSIFY)  # (also a checkpoint)
             self.classify(reply_id)
+
+
+def _last_user_line(turn: Turn) -> int:
+    return max((i for i, (role, _t) in enumerate(turn.lines) if role == "user"), default=-1)
 
 
 def _whatsapp_phone(wa_id: str) -> str | None:

@@ -11,7 +11,7 @@ Never raises on any text: what cannot be read is simply not found."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -21,8 +21,11 @@ from rapidfuzz import fuzz, process
 from store.leads import LeadFields
 from supervisor.business import BusinessConfig, Service, fold
 
-from .places import KNOWN_PLACES
+from .fields import Finding, How, settle
+from .places import AMBIGUOUS_PLACES, COMUNAS, ambiguous_after_locative
+from .spoken import spoken_digits
 from .text import PhraseSet, normalize, words
+from .words import NAME_STOP, is_name_word, not_a_name
 
 DEFAULT_REGION = "CL"
 MIN_DIGITS = 8  # country code included: shorter "numbers" are service codes
@@ -33,23 +36,12 @@ STRONG_WEIGHT = 3  # a service's head word, id or keyword, against 1 for other n
 
 _EMAIL_CANDIDATE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _NAME_PHRASE = re.compile(
-    r"(?:^|[^\w])(?:me llamo|mi nombre es|mi nombre:|soy|habla|te escribe|le escribe|aqui)"
-    r"\s+([^\W\d_]+(?:\s+[^\W\d_]+){0,3})",
+    r"(?:^|[^\w])(me llamo|me yamo|me iamo|mi nombre completo es|mi nombre es|mi nombre:|"
+    r"mi nombre seria|soy|habla|te escribe|le escribe|les escribe|aqui|aquí)"
+    r"\s+(?:(?:la|el|don|doña|dona|sr|sra|señora|senora|dr|dra|doctor|doctora)\.?\s+)?"
+    r"([^\W\d_]+(?:\s+[^\W\d_]+){0,3})",
     re.IGNORECASE,
 )
-# Words that follow "soy" without being a name.
-_NOT_NAMES = frozenset(
-    (
-        "de del la el los las un una al y o en con para por que muy tan bien mal yo tu su mi"
-        " hola si no gracias ok okey bueno buena buenas quiero necesito tengo busco estoy"
-        " cliente clienta dueno duena nuevo nueva interesado interesada administrador"
-        " administradora encargado encargada vecino vecina propietario propietaria estudiante"
-        " ingeniero ingeniera tecnico tecnica arquitecto arquitecta profesor profesora"
-        " medico doctora senor senora sr sra don dona persona alguien otro otra ese esa"
-        " como cuando donde quien urgente hoy manana mismo misma"
-    ).split()
-)
-_NAME_STOP = frozenset("de del y en con para por que desde a al".split())
 _ASKED = (
     ("name", re.compile(r"\b(como te llamas|tu nombre|su nombre|como se llama|con quien)\b")),
     ("phone", re.compile(r"\b(telefono|numero|celular|fono|whatsapp)\b")),
@@ -68,8 +60,15 @@ _DOLLAR = re.compile(r"\$\s?(\d{1,3}(?:\.\d{3})+|\d{4,})")
 
 @dataclass(frozen=True)
 class Extracted:
-    fields: LeadFields
+    """What a turn's lines said: every value found, with how and where (`findings`), and
+    the plain fields they add up to when nothing was known before."""
+
+    findings: tuple[Finding, ...] = ()
     budget: str | None = None
+
+    @property
+    def fields(self) -> LeadFields:
+        return settle(LeadFields(), {}, self.findings)[0]
 
 
 class Extractor:
@@ -90,12 +89,12 @@ class Extractor:
             if len(key) >= 6:
                 self._stems.setdefault(key[:6], set()).add(key)
         self._service_keys = list(self._service_index)
-        covered = [*business.coverage.communes, *business.coverage.regions]
+        covered = [*business.coverage.communes]
         self._places: list[tuple[str, str]] = []  # (display name, normalized)
         seen: set[str] = set()
-        for place in (*covered, *KNOWN_PLACES):
+        for place in (*covered, *COMUNAS):
             key = normalize(place)
-            if key and key not in seen:
+            if key and key not in seen and (place in covered or key not in AMBIGUOUS_PLACES):
                 seen.add(key)
                 self._places.append((place, key))
         self._place_keys = [key for _place, key in self._places]
@@ -108,18 +107,21 @@ class Extractor:
     def read_turn(self, lines: Sequence[tuple[str, str]]) -> Extracted:
         """What the user's lines in `lines` (role, text; oldest first) say; an assistant line
         tells which field was being asked for the user line after it."""
-        found = LeadFields()
+        findings: list[Finding] = []
         budget: str | None = None
         asked: str | None = None
-        for role, text in lines:
+        for index, (role, text) in enumerate(lines):
             if role == "assistant":
                 asked = self.asked_field(text)
                 continue
-            one = self.read(text, asked)
-            found = one.fields.merged_over(found)
+            one = self.read(text, asked, line=index)
+            findings.extend(one.findings)
             budget = one.budget or budget
-            asked = None
-        return Extracted(found, budget)
+            # In a burst the name may come in a later line ("le escribo por mi mamá…",
+            # "soy el hijo, Felipe"): the question stands until a name is given.
+            if asked != "name" or any(f.field == "name" for f in one.findings):
+                asked = None
+        return Extracted(tuple(findings), budget)
 
     @staticmethod
     def asked_field(assistant_text: str) -> str | None:
@@ -135,34 +137,82 @@ class Extractor:
 
     # -- one message --------------------------------------------------------------------------
 
-    def read(self, text: str, asked: str | None = None) -> Extracted:
+    def read(self, text: str, asked: str | None = None, *, line: int = -1) -> Extracted:
         text = text[:MAX_TEXT]
         normalized = normalize(text)
-        phone = self.phone(text)
-        email = self.email(text)
-        service = self.service(normalized)
-        area = self.area(normalized)
-        urgency = next(iter(self.urgency.find(normalized)), None)
+        correcting = bool(_CORRECTION.search(normalized))
+        typed = How.CORRECTION if correcting else How.TYPED
+        found: list[Finding] = []
+
+        def add(field: str, value: str | None, how: How = typed) -> None:
+            if value:
+                found.append(Finding(field, value, how, line))
+
         name = self.name(text)
-        if asked and not (name or phone or email):
-            short = 0 < len(normalized.split()) <= 4
-            if asked == "name" and short:
-                name = _clean_name(text)
-            elif asked == "area" and short and not area:
-                area = _title(text)
-            elif asked == "urgency" and not urgency and short:
-                urgency = text.strip()[:60]
-        return Extracted(
-            LeadFields(
-                name=name,
-                phone=phone,
-                email=email,
-                service=service.name if service else None,
-                area=area,
-                urgency=urgency,
-            ),
-            budget=self.budget(normalized, text),
-        )
+        phone = self.phone(_TRUNK_ZERO.sub(r"\1", _without_third_party(spoken_digits(text))))
+        phone_how = How.CORRECTION if _PHONE_CORRECTION.search(normalized) else typed
+        add("name", name)
+        add("phone", phone, phone_how)
+        add("email", self.email(text))
+        services = [s.name for s in self.services(normalized)]
+        add("service", _chosen(normalized, services, correcting))
+        areas = [a for a in self.areas(normalized) if not (name and fold(a) in fold(name))]
+        area = _chosen(normalized, areas, correcting)
+        add("area", area)
+        if not ("?" in text and _SCHEDULE_QUESTION.search(normalized)):  # "¿cierran hoy?"
+            add("urgency", next(iter(self.urgency.find(normalized)), None), How.TYPED)
+        if asked == "name" and not name:
+            add("name", _answered_name(text, self), How.ASKED)
+        elif asked and not (name or phone or found):
+            self._short_answer(asked, text, normalized, add, area=area)
+        return Extracted(tuple(found), budget=self.budget(normalized, text))
+
+    def _short_answer(
+        self,
+        asked: str,
+        text: str,
+        normalized: str,
+        add: Callable[[str, str | None, How], None],
+        *,
+        area: str | None,
+    ) -> None:
+        """A short reply right after the assistant asked for a field is read as that field,
+        only when it fits: a name is not a question, a greeting, a courtesy, a verb or a
+        place; an area must be a comuna (found above, then typed)."""
+        if not 0 < len(normalized.split()) <= 4:
+            return
+        if asked == "name" and not area and not self.services(normalized):
+            add("name", _short_name(text), How.ASKED)
+        elif asked == "urgency" and not self.urgency.find(normalized) and "?" not in text:
+            if not _COURTESY_ONLY.fullmatch(normalized):
+                add("urgency", text.strip()[:60], How.ASKED)
+
+    def model_fields(self, raw: dict[str, str], user_text: str) -> dict[str, str]:
+        """A model's field values that hold up as typed ones and against what the person
+        wrote (`user_text`): a name that is a name and was written, a phone whose digits
+        were written, a written e-mail, a comuna that was named, a known service, an urgency
+        phrase. Everything else the model said is dropped."""
+        checked: dict[str, str] = {}
+        written = normalize(user_text)
+        name = _clean_name(raw.get("name", ""))
+        if name and all(w in written.split() for w in words(fold(name))[:1]):
+            checked["name"] = name
+        phone = self.phone(raw.get("phone", "")) if raw.get("phone") else None
+        if phone and phone[-8:] in re.sub(r"\D", "", spoken_digits(user_text)):
+            checked["phone"] = phone
+        email = self.email(raw.get("email", "")) if raw.get("email") else None
+        if email and email.lower() in user_text.lower():
+            checked["email"] = email
+        service = self.service(normalize(raw.get("service", "")))
+        if service:
+            checked["service"] = service.name
+        area = self.area(normalize(raw.get("area", ""))) if raw.get("area") else None
+        if area and area in self.areas(written):
+            checked["area"] = area
+        urgency = self.urgency.find(normalize(raw.get("urgency", "")))
+        if urgency:
+            checked["urgency"] = urgency[0]
+        return checked
 
     def phone(self, text: str) -> str | None:
         """A valid number first; else one of a possible length for its country that is not a
@@ -198,46 +248,70 @@ class Extractor:
 
     @staticmethod
     def name(text: str) -> str | None:
+        """A name after "me llamo"/"mi nombre es" (any word that is not something else), or
+        after the weaker "soy"/"habla"/"aquí" only when it is a first name we know ("soy
+        creadora de contenido" is no name)."""
         for match in _NAME_PHRASE.finditer(text):
-            name = _clean_name(match.group(1))
-            if name:
+            name = _clean_name(match.group(2))
+            weak = fold(match.group(1)) in ("soy", "habla", "aqui")
+            if name and (not weak or is_name_word(name.split()[0])):
+                return name
+        before = _NAME_BEFORE.search(text)
+        if before:
+            name = _clean_name(before.group(1).split(",")[-1])
+            if name and is_name_word(name.split()[0]):
                 return name
         return None
 
     def service(self, normalized: str) -> Service | None:
-        """The service whose words the text names best: a strong word (its first word, its
-        id, a keyword) counts 3, another word of its name 1; a service needs a strong word
-        or two others ("aire acondicionado"). A word matches a key exactly, by its first
-        six letters ("instalar" / "instalación"), or with a typo ("acondisionado")."""
-        matched: set[str] = set()
-        for word in set(words(normalized)):
-            if len(word) < 4:
-                continue
-            found = False
-            if word in self._service_index:
-                matched.add(word)
-                found = True
-            if len(word) >= 6 and word[:6] in self._stems:
-                matched |= self._stems[word[:6]]
-                found = True
-            if not found and len(word) >= 5:
-                for key, _score, _i in process.extract(
-                    word, self._service_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_WORD, limit=None
-                ):
-                    matched.add(key)
+        found = self.services(normalized)
+        return found[0] if found else None
+
+    def services(self, normalized: str) -> list[Service]:
+        """The services the text names, best first: a strong word (a service's first word,
+        its id, a keyword) counts 3, another word of its name 1; a service needs a strong
+        word or two others ("aire acondicionado"). A word matches a key exactly, by its
+        first six letters ("instalar" / "instalación"), or with a typo ("acondisionado")."""
         scores = [0] * len(self.business.services)
-        for key in matched:
-            for index, weight in self._service_index[key]:
-                scores[index] += weight
-        best = max(range(len(scores)), key=scores.__getitem__, default=None)
-        if best is None or scores[best] < 2:
-            return None
-        return self.business.services[best]
+        first_at = [len(normalized)] * len(self.business.services)
+        for position, word in enumerate(words(normalized)):
+            for key in self._service_words(word):
+                for index, weight in self._service_index[key]:
+                    scores[index] += weight
+                    first_at[index] = min(first_at[index], position)
+        ranked = sorted(
+            (i for i, score in enumerate(scores) if score >= 2),
+            key=lambda i: (-min(scores[i], STRONG_WEIGHT), first_at[i]),
+        )
+        return [self.business.services[i] for i in ranked]
+
+    def _service_words(self, word: str) -> set[str]:
+        if len(word) < 4 or (word.endswith(_PAST) and word not in self._service_index):
+            return set()  # "me instalaron", "lo instalado": what was done, not asked for
+        matched: set[str] = set()
+        if word in self._service_index:
+            matched.add(word)
+        if len(word) >= 6 and word[:6] in self._stems:
+            matched |= self._stems[word[:6]]
+        if not matched and len(word) >= 5:
+            for key, _score, _i in process.extract(
+                word, self._service_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_WORD, limit=None
+            ):
+                matched.add(key)
+        return matched
 
     def area(self, normalized: str) -> str | None:
+        found = self.areas(normalized)
+        return found[0] if found else None
+
+    def areas(self, normalized: str) -> list[str]:
+        """Comunas named in the text, in order: exact names (a comuna that is also a common
+        word, such as "Independencia" or "Caldera", only after "en" or "comuna"), else one
+        close to a comuna's name ("Ñunoa", "Providensia")."""
         exact = self._place_pattern.find(normalized)
+        exact += [place for place in ambiguous_after_locative(normalized) if place not in exact]
         if exact:
-            return exact[0]
+            return exact
         tokens = normalized.split()
         for size in (3, 2, 1):
             for i in range(len(tokens) - size + 1):
@@ -248,8 +322,8 @@ class Extractor:
                     gram, self._place_keys, scorer=fuzz.ratio, score_cutoff=FUZZY_PLACE
                 )
                 if hit is not None:
-                    return self._places[hit[2]][0]
-        return None
+                    return [self._places[hit[2]][0]]
+        return []
 
     def budget(self, normalized: str, text: str) -> str | None:
         amount: float | None = None
@@ -307,25 +381,107 @@ def _plausible(number: phonenumbers.PhoneNumber, raw: str) -> bool:
 
 
 def _clean_name(raw: str) -> str | None:
+    """A name from the words after "me llamo"/"soy": up to three words, stopping at a
+    linking word; None when the first word is not a name ("soy de Maipú", "soy la hija")."""
     kept: list[str] = []
     for word in re.findall(r"[^\W\d_]+", raw):
-        folded = fold(word)
-        if folded in _NAME_STOP:
+        if fold(word) in NAME_STOP or (kept and not_a_name(word)):
             break
         kept.append(word)
         if len(kept) == 3:
             break
-    if not kept or fold(kept[0]) in _NOT_NAMES or len(kept[0]) < 2:
-        return None
-    kept = [w for w in kept if fold(w) not in _NOT_NAMES] or []
-    if not kept:
+    if not kept or not_a_name(kept[0]) or len(kept[0]) < 2:
         return None
     return " ".join(w[:1].upper() + w[1:].lower() for w in kept)
 
 
-def _title(text: str) -> str:
-    cleaned = re.sub(r"[^\w\s-]", "", text).strip()
-    return " ".join(w[:1].upper() + w[1:] for w in cleaned.split())[:60]
+def _short_name(text: str) -> str | None:
+    """A short answer to "¿Cómo te llamas?" read as a name only when it looks like one: no
+    question, no digits, no word that is a greeting, courtesy or verb; a first name we know,
+    or one or two words that are nothing else."""
+    if "?" in text or "¿" in text or re.search(r"\d|@", text):
+        return None
+    raw = re.findall(r"[^\W\d_]+", text)
+    if not raw or len(raw) > 3 or any(not_a_name(w) and fold(w) not in NAME_STOP for w in raw):
+        return None
+    if not is_name_word(raw[0]):
+        return None
+    return _clean_name(text)
+
+
+_SCHEDULE_QUESTION = re.compile(r"\b(?:hora|horario|cierran|abren|atienden|trabajan)\b")
+# "09-8765-4321": the old trunk zero before a Chilean mobile.
+_TRUNK_ZERO = re.compile(r"(?<![\d+])0[\s.-]*(9(?:[\s.-]*\d){8})(?!\d)")
+_PAST = ("aron", "ieron", "ado", "ada", "ados", "adas", "amos")
+_FILLER = re.compile(
+    r"^\s*(?:(?:ok|oka|okey|ya|si|sí|bueno|dale|claro|listo|perfecto|hola|buenas|ah|oh|"
+    r"jaja\w*|jeje\w*|perdon|perdón)\b[\s,.!:-]*)+",
+    re.IGNORECASE,
+)
+_NAME_BEFORE = re.compile(r"([^\W\d_]+(?:\s+[^\W\d_]+){0,2})\s*,?\s+es mi nombre", re.IGNORECASE)
+
+
+def _answered_name(text: str, extractor: Extractor) -> str | None:
+    """The name in an answer to "¿Cómo te llamas?": its first clause ("Hernán Rivas, estoy
+    en Vitacura"; "ok, Cristián Vidal"), only when that clause is a name and nothing else."""
+    for clause in re.split(r"[,.;:!?\n]| y | e |\(", _FILLER.sub("", text, count=1))[:3]:
+        # The leading words only, up to an emoji or anything else: "Catalina 😊 oye…".
+        lead = re.match(r"\s*((?:[^\W\d_]+\s*){1,3})", clause)
+        if lead is None:
+            continue
+        candidate = lead.group(1).strip()
+        normalized = normalize(candidate)
+        if not normalized or extractor.areas(normalized) or extractor.services(normalized):
+            continue
+        name = _short_name(candidate)
+        if name:
+            return name
+    return None
+
+
+def _chosen(normalized: str, values: list[str], correcting: bool) -> str | None:
+    """The value a message gives: the first one; in a correction, the first one that is
+    not negated ("no es Maipú, es Macul", "mantención en vez de instalación")."""
+    if not values:
+        return None
+    if not correcting or len(values) == 1:
+        return values[0]
+    for value in values:
+        at = normalized.find(" ".join(words(fold(value))[:1]))
+        before = normalized[:at].split()[-3:] if at >= 0 else []
+        if not (set(before) & {"no", "ni", "sin", "vez", "lugar"}):
+            return value
+    return values[0]
+
+
+# An explicit correction of something said before.
+_CORRECTION = re.compile(
+    r"^(?:no|nop|noo)\s+(?:me llamo|soy|es|era|vivo|estoy|quiero|necesito|mi|el|la|en|"
+    r"perdon|disculpa)\b"
+    r"|\b(?:perdon|perdona|disculpa|disculpe|me equivoque|me confundi|corrijo|correccion|"
+    r"en realidad|mejor dicho|mas bien|quise decir|quiero decir|en vez de|en lugar de|"
+    r"mejor que sea|mejor quiero|mejor necesito|prefiero|ahora quiero|al final quiero|"
+    r"el correcto es|la correcta es|el bueno es|no era|no es)\b"
+)
+_PHONE_CORRECTION = re.compile(
+    r"\b(?:numero|telefono|fono|celular|cel|whatsapp|wsp) (?:es otro|correcto|nuevo|bueno)\b"
+    r"|\bes otro (?:numero|telefono|fono|celular)\b|\bcambie (?:de )?(?:numero|celular)\b"
+    r"|\bmejor (?:anota|anote|apunta|llamame|llamenme|al|a este|este)\b"
+    r"|\b(?:anota|anote|apunta) (?:mi|este)\b"
+)
+_COURTESY_ONLY = re.compile(r"(?:ok|oka|okey|ya|gracias|muchas gracias|dale|bueno|listo)")
+# A phone that belongs to someone else: "el número de mi marido es 9…".
+_THIRD_PARTY = re.compile(
+    r"\b(?:de|a|al|para) (?:mi|mis) (?:esposo|esposa|marido|mujer|hijo|hija|mama|papa|madre|"
+    r"padre|hermano|hermana|abuela|abuelo|tio|tia|suegra|suegro|vecino|vecina|jefe|jefa|"
+    r"pareja|polola|pololo|socio|socia|cunado|cunada|primo|prima)\b[^0-9+]{0,30}"
+    r"[+\d][\d\s().-]{6,}\d"
+    r"|\b(?:de|a) (?:el|ella)\b[^0-9+]{0,12}[+\d][\d\s().-]{6,}\d"
+)
+
+
+def _without_third_party(folded: str) -> str:
+    return _THIRD_PARTY.sub(" ", folded)
 
 
 def _region(business: BusinessConfig) -> str:

@@ -4,10 +4,12 @@ The defaults follow the original system's criteria, with whole-word matching:
 - hot (caliente): an action phrase ("quiero agendar", "necesito cotizar"), or an urgent need
   ("hoy", "urgente", "no funciona"), or name + phone + service, or name + phone + a hot
   keyword ("precio", "disponibilidad");
-- warm (tibio): any contact data given, a service named, a keyword showing interest, a long
-  message, a budget, or the model's own estimate of warm or hot;
+- warm (tibio): any contact data given, a service named, or a budget; interest words or a
+  long message alone stay cold;
 - cold (frio) otherwise.
-The model's estimate is an input: it can lift cold to warm, never make a lead hot alone.
+The model's estimate is a reason and points for sorting, never the class (measured on the
+labelled corpus, it lifted cold price questions to warm). A person who opts out becomes cold
+(the classifier decides that).
 A lead never cools down by itself: signals seen once stay with it."""
 
 from __future__ import annotations
@@ -159,18 +161,16 @@ class Scorer:
             or (fields.phone and not channel_phone)
             or fields.email
             or fields.service
-            or signals.hot_keywords
-            or signals.warm_keywords
-            or signals.long_message
             or budget
         ):
+            # Interest words or a long message alone (a price question, a job application)
+            # stay cold: warm needs something a salesperson can act on.
             classification = "tibio"
         else:
             classification = "frio"
         if model_guess in ("tibio", "caliente"):
+            # A reason and points for sorting; the class comes from what the person did.
             reason(f"el asistente lo estimó {model_guess}", "model")
-            if classification == "frio":
-                classification = "tibio"
         return Verdict(classification, min(points, 100), tuple(reasons))
 
 

@@ -271,7 +271,9 @@ class ConversationRouter:
                     "",
                     "paused",
                     LeadView.of(
-                        leads.for_conversation(db, message.conversation_id), message.channel
+                        leads.for_conversation(db, message.conversation_id),
+                        message.conversation_id,
+                        message.channel,
                     ),
                 ),
             )
@@ -343,7 +345,7 @@ class ConversationRouter:
             reply_id=reply_id,
             reply=reply.text,
             source=reply.source,
-            lead=LeadView.of(lead_before, message.channel),
+            lead=LeadView.of(lead_before, message.conversation_id, message.channel),
         )
         if self.ctx.classify is None:
             await _deliver(slot, completed)
@@ -366,7 +368,8 @@ class ConversationRouter:
         turn = BrainTurn(
             channel=message.channel,
             history=trim_history(history, self.ctx.history_max_tokens),
-            known=lead_before.fields if lead_before else LeadFields(),
+            known=lead_before.visible_in(message.conversation_id) if lead_before else LeadFields(),
+            known_sources=lead_before.sources if lead_before else {},
         )
         streaming = {"slot": slot}
 
@@ -450,7 +453,7 @@ class ConversationRouter:
             reply.id,
             reply.content,
             "stored",
-            LeadView.of(lead, message.channel),
+            LeadView.of(lead, message.conversation_id, message.channel),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from store.leads import LeadFields
 
@@ -21,7 +21,8 @@ class ChatLine:
 class BrainTurn:
     channel: str
     history: tuple[ChatLine, ...]  # oldest first, ending with the user's new message(s)
-    known: LeadFields = field(default_factory=LeadFields)
+    known: LeadFields = field(default_factory=LeadFields)  # what this conversation collected
+    known_sources: dict[str, Any] = field(default_factory=dict)  # where each value came from
 
 
 @dataclass(frozen=True)

@@ -1,69 +1,90 @@
 """The offline brain: deterministic Spanish replies driven by business.json, for a suite with
-no API key. It answers about services, prices, schedule, coverage and payment, and asks for
-the lead's missing fields one at a time (name, phone, service, area, urgency)."""
+no API key. It answers what the prospect asked (`offline_answers`), then asks for the lead's
+next missing field (name, phone, service, area, urgency).
+
+A reply is a list of blocks (greeting, answers, notice, field question, summary, closing);
+a block that was in the previous reply is said in its other wording or left out, so the
+prospect never reads the same price list or question twice in a row."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from typing import Any
 
 import trio
 
 from actors.classifier.extract import Extractor
+from actors.classifier.fields import settle, sources_from_json
 from store.leads import LeadFields
 from supervisor.business import BusinessConfig, Service, fold
 
 from .brain import BrainReply, BrainTurn, ChatLine, OnChunk
-from .prompt import schedule_lines
+from .offline_answers import Answers, Block, Clock, Voice
 
 FIELD_ORDER = ("name", "phone", "service", "area", "urgency")
 CHUNK_WORDS = 3
 
-QUESTIONS = {
+# Each field's question and another wording for when it was just asked; every wording must
+# read as that field to `Extractor.asked_field` (the extractor takes the next short answer
+# as that field).
+QUESTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "tú": {
-        "name": "¿Cómo te llamas?",
-        "phone": "¿A qué número de teléfono te podemos contactar?",
-        "service": "¿Qué servicio necesitas?",
-        "area": "¿En qué comuna estás?",
-        "urgency": "¿Para cuándo lo necesitas?",
+        "name": ("¿Cómo te llamas?", "¿Con quién tengo el gusto?"),
+        "phone": (
+            "¿A qué número de teléfono te podemos contactar?",
+            "¿Me dejas un celular o WhatsApp para que un asesor te contacte?",
+        ),
+        "service": ("¿Qué servicio necesitas?", "Cuéntame, ¿en qué te podemos ayudar?"),
+        "area": ("¿En qué comuna estás?", "¿En qué comuna sería el trabajo?"),
+        "urgency": ("¿Para cuándo lo necesitas?", "¿Qué tan urgente es?"),
     },
     "usted": {
-        "name": "¿Me indica su nombre, por favor?",
-        "phone": "¿A qué número de teléfono lo podemos contactar?",
-        "service": "¿Qué servicio necesita?",
-        "area": "¿En qué comuna se encuentra?",
-        "urgency": "¿Para cuándo lo necesita?",
+        "name": ("¿Me indica su nombre, por favor?", "¿Con quién tengo el gusto?"),
+        "phone": (
+            "¿A qué número de teléfono lo podemos contactar?",
+            "¿Me deja un número de celular para que un asesor lo contacte?",
+        ),
+        "service": ("¿Qué servicio necesita?", "¿Qué servicio le interesa?"),
+        "area": ("¿En qué comuna se encuentra?", "¿En qué comuna sería el trabajo?"),
+        "urgency": ("¿Para cuándo lo necesita?", "¿Qué tan urgente es para usted?"),
     },
+}
+# The closing question once the lead is complete, in turns.
+CLOSINGS = {
+    "tú": ("¿Hay algo más en que te pueda ayudar?", "¿Te puedo ayudar con algo más?"),
+    "usted": ("¿Hay algo más en que le pueda ayudar?", "¿Le puedo ayudar con algo más?"),
 }
 
 _GREETING = re.compile(
     r"\b(hola|buenas|buenos dias|buen dia|buenas tardes|buenas noches|saludos)\b"
 )
-_INTENTS: dict[str, re.Pattern[str]] = {
-    "price": re.compile(
-        r"\b(precio|precios|cuanto|cuesta|cuestan|valor|valores|cobran|tarifa|"
-        r"costo|presupuesto|cotiza\w*)\b"
-    ),
-    "services": re.compile(r"\b(servicios|que hacen|ofrecen|que servicio)\b"),
-    "schedule": re.compile(r"\b(horario|horarios|abren|cierran|a que hora|dias de atencion)\b"),
-    "coverage": re.compile(r"\b(cobertura|comunas|zonas|llegan|van a|sector|atienden en|cubren)\b"),
-    "payment": re.compile(r"\b(pago|pagar|pagos|tarjeta|transferencia|efectivo|credito|debito)\b"),
-}
+# Not questions for the business: no "a human will confirm" for these.
+_SMALL_TALK = re.compile(
+    r"\b(como (estas|esta|estan)|que tal|hay alguien|me (lees|escuchas)"
+    r"|(pueden|puedes|puede|podrian|podria) ayudar|una (consulta|pregunta))\b"
+)
+
+
+def _real_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class OfflineBrain:
-    """Stateless: everything it knows comes from the business config and the history."""
+    """Stateless: everything it knows comes from the business config, the history and the
+    clock (`now`, timezone-aware; injectable so that "¿atienden hoy?" is testable)."""
 
-    def __init__(self, business: BusinessConfig) -> None:
+    def __init__(self, business: BusinessConfig, now: Clock = _real_clock) -> None:
         self.business = business
-        self.questions = QUESTIONS[business.conversationStyle.formality]
+        formality = business.conversationStyle.formality
+        self.questions = QUESTIONS[formality]
+        self.closings = CLOSINGS[formality]
+        self.voice = Voice.of(formality)
         self.extractor = Extractor(business)
-        self._places = [
-            (place, re.compile(rf"\b{re.escape(fold(place))}\b"))
-            for place in (*business.coverage.communes, *business.coverage.regions)
-        ]
+        self.answers = Answers(business, self.extractor, now)
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
-        lead = self.extract(turn.history, turn.known)
+        lead = self.extract(turn.history, turn.known, turn.known_sources)
         text = self.compose(turn.history, lead, turn.known)
         if on_chunk is not None:
             words = text.split(" ")
@@ -78,124 +99,119 @@ class OfflineBrain:
 
     # -- understanding -----------------------------------------------------------------------
 
-    def extract(self, history: tuple[ChatLine, ...], known: LeadFields) -> LeadFields:
-        """What the user's new message(s) add to what was already known.
+    def extract(
+        self,
+        history: tuple[ChatLine, ...],
+        known: LeadFields,
+        known_sources: dict[str, Any] | None = None,
+    ) -> LeadFields:
+        """What the lead is after the user's new message(s), settled by the classifier's own
+        rules (a stray word never replaces what the person gave; a correction does).
 
         Earlier turns are already in `known` (the stored lead), so only the lines since the
-        last reply are read (the classifier's extractor, the same rules it scores with)."""
+        last reply are read."""
         start = max((i for i, line in enumerate(history) if line.role == "assistant"), default=0)
         lines = [(line.role, line.content) for line in history[start:]]
-        return self.extractor.read_turn(lines).fields.merged_over(known)
+        findings = self.extractor.read_turn(lines).findings
+        return settle(known, sources_from_json(known_sources or {}), findings)[0]
 
     def match_service(self, folded: str) -> Service | None:
         return self.extractor.service(" ".join(re.findall(r"[a-z0-9ñ]+", folded)))
-
-    def _covered_place(self, folded: str) -> str | None:
-        for place, pattern in self._places:
-            if pattern.search(folded):
-                return place
-        return None
 
     # -- answering ---------------------------------------------------------------------------
 
     def compose(
         self, history: tuple[ChatLine, ...], lead: LeadFields, known: LeadFields | None = None
     ) -> str:
-        """Greet, answer what was asked, then ask for the next missing field; once the lead
-        is complete, sum it up once and keep answering (never a fixed "already saved")."""
-        last = next((line.content for line in reversed(history) if line.role == "user"), "")
-        folded = fold(last)
-        first_turn = not any(line.role == "assistant" for line in history)
-        parts: list[str] = []
-        if first_turn or _GREETING.search(folded):
-            parts.append(self._greeting())
-        for intent, pattern in _INTENTS.items():
-            if pattern.search(folded):
-                parts.append(self._answer(intent, folded))
+        """Greet once, answer what was asked, say once that the lead's comuna is outside
+        coverage, then ask for the next missing field; once the lead is complete, sum it up
+        once and keep answering. A block of the previous reply is not sent again as it was."""
+        said = [line.content for line in history if line.role == "assistant"]
+        start = max(
+            (i + 1 for i, line in enumerate(history) if line.role == "assistant"), default=0
+        )
+        asked = " ".join(line.content for line in history[start:] if line.role == "user")
+        blocks: list[Block] = []
+        if not said or _GREETING.search(fold(asked)):
+            blocks.append(Block.of(self._greeting(), once=True))
+        answers = self.answers.to(asked)
+        if not answers and self._unanswered(asked, lead, known):
+            answers = [self.answers.unknown()]
+        blocks += answers
+        if lead.area and not self.answers.covers(lead.area):
+            blocks.append(self.answers.outside(lead.area, once=True))
+        blocks += self._next_step(lead, known, answered=bool(answers))
+        return " ".join(fresh(blocks, said))
+
+    def _unanswered(self, asked: str, lead: LeadFields, known: LeadFields | None) -> bool:
+        """A question we have no answer for (not small talk, not a field being given)."""
+        folded = fold(asked)
+        return (
+            "?" in asked
+            and len(folded.split()) >= 3
+            and not _SMALL_TALK.search(folded)
+            and known is not None
+            and lead == known
+        )
+
+    def _next_step(
+        self, lead: LeadFields, known: LeadFields | None, *, answered: bool
+    ) -> list[Block]:
+        closing = Block.of(*self.closings)
         missing = next((f for f in FIELD_ORDER if not getattr(lead, f)), None)
         if missing:
-            if lead.name and missing == "phone" and not parts:
-                parts.append(f"Gracias, {lead.name.split()[0]}.")
-            parts.append(self.questions[missing])
-        elif known is None or any(not getattr(known, f) for f in FIELD_ORDER):
-            parts.append(self._summary(lead))
-        elif parts:
-            parts.append(self._anything_else())
-        else:
-            parts.append(self._already_noted(lead))
-        return " ".join(parts)
-
-    def _anything_else(self) -> str:
-        you = "te" if self.business.conversationStyle.formality == "tú" else "le"
-        return f"¿Hay algo más en que {you} pueda ayudar?"
-
-    def _already_noted(self, lead: LeadFields) -> str:
-        usted = self.business.conversationStyle.formality == "usted"
-        contact = f" al {lead.phone}" if lead.phone else ""
-        return (
-            f"Con gusto. Ya tenemos su solicitud de {lead.service} y un asesor lo contactará"
-            f"{contact}. ¿Hay algo más en que le pueda ayudar?"
-            if usted
-            else f"Con gusto. Ya tenemos tu solicitud de {lead.service} y un asesor te contactará"
-            f"{contact}. ¿Hay algo más en que te pueda ayudar?"
-        )
+            thanks = [Block.of(f"Gracias, {_first(lead.name)}.")]
+            new_name = lead.name and not (known and known.name)
+            thank = new_name and missing == "phone" and not answered
+            return (thanks if thank else []) + [Block.of(*self.questions[missing])]
+        if known is None or any(not getattr(known, f) for f in FIELD_ORDER):
+            return [Block.of(self._summary(lead), *self._noted(lead)), closing]
+        if answered:
+            return [closing]
+        return [Block.of(*self._noted(lead)), closing]
 
     def _greeting(self) -> str:
         b = self.business.business
-        you = "te" if self.business.conversationStyle.formality == "tú" else "le"
-        return f"¡Hola! Soy el asistente de {b.name}. Con gusto {you} ayudo."
-
-    def _answer(self, intent: str, folded: str) -> str:
-        business = self.business
-        if intent == "services":
-            names = ", ".join(s.name for s in business.services)
-            return f"Ofrecemos: {names}."
-        if intent == "price":
-            if not business.pricing.showPrices:
-                return (
-                    "Los precios se cotizan según cada caso; un asesor te enviará una cotización."
-                )
-            chosen = self.match_service(folded)
-            services = [chosen] if chosen else business.services
-            priced = [f"{s.name}: {s.price}" for s in services if s.price not in (None, "")]
-            extra = f" {business.pricing.message}" if business.pricing.message else ""
-            if priced:
-                return _sentence("Precios: " + "; ".join(priced) + "." + extra)
-            return _sentence(
-                "El precio depende del trabajo; un asesor te enviará una cotización." + extra
-            )
-        if intent == "schedule":
-            return "Nuestro horario: " + "; ".join(schedule_lines(business)) + "."
-        if intent == "coverage":
-            named = self._covered_place(folded)
-            if named:
-                return f"Sí, atendemos en {named}."
-            fees = business.coverage.additionalFees
-            extra = f" {fees.message}" if fees and fees.enabled and fees.message else ""
-            return _sentence(
-                "Atendemos en "
-                + ", ".join(business.coverage.communes)
-                + f" ({', '.join(business.coverage.regions)})."
-                + extra
-            )
-        methods = business.pricing.paymentMethods
-        return (
-            ("Puedes pagar con: " + ", ".join(methods) + ".")
-            if methods
-            else "Un asesor te confirmará los medios de pago."
-        )
+        return f"¡Hola! Soy el asistente de {b.name}. Con gusto {self.voice.te} ayudo."
 
     def _summary(self, lead: LeadFields) -> str:
+        v = self.voice
         return (
-            f"Perfecto, {(lead.name or '').split()[0]}: registré tu solicitud de "
-            f"{lead.service} en {lead.area} ({lead.urgency}). Un asesor te contactará "
-            f"al {lead.phone} a la brevedad. ¿Hay algo más en que te pueda ayudar?"
+            f"Perfecto, {_first(lead.name)}: registré {v.tu} solicitud de {lead.service} en "
+            f"{lead.area} ({lead.urgency}). Un asesor {v.lo} contactará al {lead.phone} a la "
+            "brevedad."
+        )
+
+    def _noted(self, lead: LeadFields) -> tuple[str, str]:
+        v = self.voice
+        return (
+            f"Con gusto. Ya tenemos {v.tu} solicitud de {lead.service} y un asesor {v.lo} "
+            f"contactará al {lead.phone}.",
+            f"{_capital(v.tu)} solicitud de {lead.service} está registrada; "
+            f"{v.lo} contactaremos al {lead.phone}.",
         )
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
+def fresh(blocks: list[Block], said: list[str]) -> list[str]:
+    """The text of each block: its first wording not in the previous reply nor already in
+    this one; a block said `once` that any earlier reply holds is left out."""
+    previous = said[-1] if said else ""
+    chosen: list[str] = []
+    for block in blocks:
+        if block.once and any(w in line for line in said for w in block.wordings):
+            continue
+        text = next((w for w in block.wordings if w not in previous and w not in chosen), None)
+        if text is not None:
+            chosen.append(text)
+    return chosen
+
+
+def _first(name: str | None) -> str:
+    return (name or "").split(" ")[0]
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def classify(lead: LeadFields, history: tuple[ChatLine, ...]) -> str:

@@ -275,7 +275,7 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     @bp.get("/api/followups/<int:lead_id>")
     @auth.required
     async def follow_up_history(lead_id: int) -> Response:
-        if leads.get(db, lead_id) is None:
+        if not lead_reports.exists(db, lead_id):  # nor the sandbox's
             return error_response(404, "Lead no encontrado")
         return json_response({"success": True, "data": follow_ups.for_lead(db, lead_id)})
 
@@ -283,7 +283,7 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     @auth.required
     async def follow_up_now(lead_id: int) -> Response:
         lead = leads.get(db, lead_id)
-        if lead is None:
+        if lead is None or lead.sandbox:
             return error_response(404, "Lead no encontrado")
         with db.transaction():
             outcome = planner().send_now(lead, datetime.now(UTC))

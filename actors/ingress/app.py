@@ -11,12 +11,14 @@ from werkzeug.exceptions import HTTPException
 
 from .admin import create_admin_blueprint
 from .admin_auth import AdminAuth
+from .admin_identity import create_identity_blueprint
+from .admin_unsupported import create_unsupported_blueprint
 from .chat import create_chat_blueprint
 from .context import IngressContext
 from .health import create_health_blueprint
 from .metrics import Metrics
 from .responses import error_response, json_response
-from .simulate import create_simulate_blueprint
+from .simulate import create_simulate_blueprint, owner_logged_in
 from .webhooks import create_webhooks_blueprint
 
 log = logging.getLogger("ingress")
@@ -29,6 +31,17 @@ CONTENT_SECURITY_POLICY = (
     " connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none';"
     " form-action 'self'; frame-ancestors 'none'"
 )
+# /demo without a login (and without DEMO_MODE): where to go, in plain HTML.
+DEMO_LOG_IN = """<!doctype html>
+<html lang="es">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Demo — IA Comercial</title><link rel="stylesheet" href="/assets/demo.css"></head>
+<body><main class="card">
+<h1>La demo es para el dueño del negocio</h1>
+<p>Inicia sesión en <a href="/dashboard">el panel</a> y vuelve a <a href="/demo">/demo</a>.</p>
+</main></body>
+</html>
+"""
 _HTTP_MESSAGES = {
     400: "Petición inválida",
     404: "No encontrado",
@@ -50,6 +63,8 @@ def create_app(ctx: IngressContext) -> QuartTrio:
     app.register_blueprint(auth.blueprint())
     app.register_blueprint(create_admin_blueprint(ctx, auth))
     app.register_blueprint(create_simulate_blueprint(ctx, auth))
+    app.register_blueprint(create_identity_blueprint(ctx, auth))
+    app.register_blueprint(create_unsupported_blueprint(ctx, auth))
     metrics = Metrics(ctx)
     metrics.instrument(app)
     app.register_blueprint(metrics.blueprint())
@@ -60,6 +75,11 @@ def create_app(ctx: IngressContext) -> QuartTrio:
 
     @app.get("/demo")
     async def demo() -> Response:
+        # The demo writes (into the sandbox): the owner's, or anyone's on a demo server.
+        if not (ctx.settings.demo_mode or owner_logged_in(ctx, auth)):
+            response = Response(DEMO_LOG_IN, status=401, content_type="text/html; charset=utf-8")
+            response.headers["Cache-Control"] = "no-store"
+            return response
         return await send_from_directory(public, "demo.html")
 
     @app.get("/dashboard")

@@ -18,7 +18,7 @@ import trio
 from quart import Blueprint, Response, request
 
 from actors.messages import InboundMessage, LeadView, ReplyChunk, ReplyEvent, TurnCompleted
-from store import conversations, leads, messages
+from store import conversations, leads, messages, sandbox
 
 from .context import IngressContext
 from .responses import error_response, json_response, read_json_object
@@ -87,46 +87,14 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
 
     @bp.post("/api/chat")
     async def chat() -> Response:
-        body = await read_json_object()
-        if isinstance(body, Response):
-            return body
-        text, session_id, problems = _validate_chat(body)
-        if problems:
-            return error_response(400, "Datos de entrada inválidos", problems)
-        if len(text) > MAX_MESSAGE_CHARS:
-            return error_response(
-                413,
-                f"El mensaje supera {MAX_MESSAGE_CHARS} caracteres",
-                [
-                    {
-                        "campo": "message",
-                        "mensaje": f"El mensaje no puede superar {MAX_MESSAGE_CHARS} caracteres",
-                    }
-                ],
-            )
-        if not ctx.suite.is_running("conversation"):
-            return _unavailable()
+        parsed = await read_chat_request()
+        if isinstance(parsed, Response):
+            return parsed
+        text, session_id = parsed
+        if session_id is not None and is_sandbox_session(session_id):
+            return _sandbox_refused()
         session_id = session_id or new_session_id()
-        with ctx.db.transaction():  # one commit: the message is a row before any work
-            conversation = conversations.open_conversation(ctx.db, "web", session_id)
-            stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
-        assert stored is not None  # no external id, so never a duplicate
-        streaming = "text/event-stream" in request.headers.get("Accept", "")
-        slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
-        inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, streaming)
-        with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
-            await ctx.inbox.send(inbound)
-        if handoff.cancelled_caught:
-            slot_receive.close()
-            messages.mark_failed(ctx.db, stored.id)  # the user is told to send it again
-            return _unavailable()
-        if streaming:
-            return await _stream_reply(ctx, slot_receive, session_id)
-        async with slot_receive:
-            result = await _wait_for_turn(ctx, slot_receive)
-        if result is None:
-            return _unavailable()
-        return json_response({"success": True, "data": turn_json(result, session_id)})
+        return await answer(ctx, session_id, session_id, text)
 
     @bp.post("/api/chat/reset")
     async def reset() -> Response:
@@ -140,6 +108,8 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
                 "El sessionId es requerido",
                 [{"campo": "sessionId", "mensaje": "El sessionId es requerido"}],
             )
+        if is_sandbox_session(session_id):
+            return _sandbox_refused()
         closed = conversations.close_conversation(ctx.db, "web", session_id)
         return json_response(
             {
@@ -151,7 +121,7 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
 
     @bp.get("/api/chat/session/<session_id>")
     async def session(session_id: str) -> Response:
-        if not _SESSION_ID.match(session_id):
+        if not _SESSION_ID.match(session_id) or is_sandbox_session(session_id):
             return error_response(
                 400, "sessionId inválido", [{"campo": "sessionId", "mensaje": "sessionId inválido"}]
             )
@@ -168,7 +138,7 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
                     "canal": "web",
                     "mensajes": len(history),
                     "leadId": conversation.lead_id,
-                    "lead": lead_json(LeadView.of(lead, "web")),
+                    "lead": lead_json(LeadView.of(lead, conversation.id, "web")),
                     "historial": [
                         {"role": m.role, "content": m.content, "fecha": m.created_at}
                         for m in history
@@ -178,6 +148,78 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
         )
 
     return bp
+
+
+async def read_chat_request() -> tuple[str, str | None] | Response:
+    """The message and the optional sessionId of a chat request, or the 4xx that says why
+    not (nothing stored)."""
+    body = await read_json_object()
+    if isinstance(body, Response):
+        return body
+    text, session_id, problems = _validate_chat(body)
+    if problems:
+        return error_response(400, "Datos de entrada inválidos", problems)
+    if len(text) > MAX_MESSAGE_CHARS:
+        return error_response(
+            413,
+            f"El mensaje supera {MAX_MESSAGE_CHARS} caracteres",
+            [
+                {
+                    "campo": "message",
+                    "mensaje": f"El mensaje no puede superar {MAX_MESSAGE_CHARS} caracteres",
+                }
+            ],
+        )
+    return text, session_id
+
+
+async def answer(
+    ctx: IngressContext, conversation_key: str, session_id: str, text: str
+) -> Response:
+    """One web chat turn in the web conversation `conversation_key`: the message is stored,
+    handed to the conversation actor, and the reply awaited (bounded) or streamed. The
+    answer names `session_id`, the key the client knows (the demo's differs: `sim:` + it)."""
+    if not ctx.suite.is_running("conversation"):
+        return _unavailable()
+    with ctx.db.transaction():  # one commit: the message is a row before any work
+        conversation = conversations.open_conversation(ctx.db, "web", conversation_key)
+        stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
+    assert stored is not None  # no external id, so never a duplicate
+    streaming = "text/event-stream" in request.headers.get("Accept", "")
+    slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
+    inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, streaming)
+    with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
+        await ctx.inbox.send(inbound)
+    if handoff.cancelled_caught:
+        slot_receive.close()
+        messages.mark_failed(ctx.db, stored.id)  # the user is told to send it again
+        return _unavailable()
+    if streaming:
+        return await _stream_reply(ctx, slot_receive, session_id)
+    async with slot_receive:
+        result = await _wait_for_turn(ctx, slot_receive)
+    if result is None:
+        return _unavailable()
+    return json_response({"success": True, "data": turn_json(result, session_id)})
+
+
+def is_sandbox_session(session_id: str) -> bool:
+    """A web session in the demo's sandbox (any case: "SIM:" is refused too, so no public
+    conversation ever looks like one)."""
+    return sandbox.is_sandbox_key(session_id.lower())
+
+
+def _sandbox_refused() -> Response:
+    return error_response(
+        400,
+        "Datos de entrada inválidos",
+        [
+            {
+                "campo": "sessionId",
+                "mensaje": "sessionId no puede empezar con «sim:» (reservado para la demo)",
+            }
+        ],
+    )
 
 
 def _unavailable() -> Response:

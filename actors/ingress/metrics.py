@@ -48,7 +48,10 @@ class StoreCollector(Collector):
             labels=["channel", "direction"],
         )
         for channel, role, n in db.connection.execute(
-            "SELECT channel, role, count(*) FROM messages GROUP BY channel, role"
+            # Not the sandbox's (store/sandbox.py: keys that start with `sim:`).
+            "SELECT channel, role, count(*) FROM messages WHERE conversation_id NOT IN"
+            " (SELECT id FROM conversations WHERE substr(external_key, 1, 4) = 'sim:')"
+            " GROUP BY channel, role"
         ):
             direction = "in" if role == "user" else "out"
             messages.add_metric([str(channel), direction], float(str(n)))
@@ -58,7 +61,8 @@ class StoreCollector(Collector):
             "ia_leads", "Leads by class and channel", labels=["classification", "channel"]
         )
         for klass, channel, n in db.connection.execute(
-            "SELECT classification, channel, count(*) FROM leads GROUP BY classification, channel"
+            "SELECT classification, channel, count(*) FROM leads WHERE sandbox = 0"
+            " GROUP BY classification, channel"
         ):
             leads.add_metric([str(klass), str(channel)], float(str(n)))
         yield leads

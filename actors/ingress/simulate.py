@@ -1,38 +1,83 @@
-"""Channel simulation for demos without a Meta account (admin only): a message pushed
-through the same pipeline as a real webhook (stored, answered by the conversation actor,
-classified, sent through the outbox). Simulated people have `sim:` identities, and the
-notifier never sends to them: their outbound messages land in a sandbox the demo shows."""
+"""Channel simulation and the demo, for the owner (or anyone on a `DEMO_MODE=1` server): a
+message pushed through the same pipeline as a real webhook or web chat (stored, answered by
+the conversation actor, classified, sent through the outbox). Simulated people have `sim:`
+identities, so everything they cause lands in the sandbox (store/sandbox.py): never among
+the real leads, their statistics, CSV, alerts or follow-ups, and the notifier never sends
+to them."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 import trio
 from quart import Blueprint, Response, request
 
 from actors.messages import InboundMessage
-from store import conversations, messages
+from store import conversations, messages, sandbox
 
-from .admin_auth import AdminAuth
+from .admin_auth import AdminAuth, Handler
+from .chat import answer, new_session_id, read_chat_request
 from .context import IngressContext
 from .meta import InboundEvent
 from .responses import error_response, json_response
 from .webhooks import store_batch
 
-SIMULATED = "sim:"
+SIMULATED = sandbox.KEY_PREFIX
 CHANNELS = ("whatsapp", "instagram", "web")
 MAX_CHARS = 4000
 _WHO = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+LOG_IN = "Inicia sesión en el panel (/dashboard) para usar la demo y la simulación"
+
+
+def owner_logged_in(ctx: IngressContext, auth: AdminAuth) -> bool:
+    return ctx.settings.admin_configured and auth.session() is not None
+
+
+def demo_or_owner(ctx: IngressContext, auth: AdminAuth) -> Callable[[Handler], Handler]:
+    """A guard: anyone on a public demo server (`DEMO_MODE=1`); elsewhere the owner only,
+    as `auth.required` (session, CSRF on changes), and 401 when no password is set."""
+
+    def guard(handler: Handler) -> Handler:
+        owner_only = auth.required(handler)
+
+        @wraps(handler)
+        async def guarded(*args: Any, **kwargs: Any) -> Response:
+            if ctx.settings.demo_mode:
+                return await handler(*args, **kwargs)
+            if not ctx.settings.admin_configured:
+                return error_response(401, LOG_IN)
+            return await owner_only(*args, **kwargs)
+
+        guarded.demo_or_owner = True  # type: ignore[attr-defined]  # for the route audit test
+        return guarded
+
+    return guard
 
 
 def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     bp = Blueprint("simulate", __name__)
     db = ctx.db
+    demo = demo_or_owner(ctx, auth)
+
+    @bp.post("/api/simulate/chat")
+    @demo
+    async def chat() -> Response:
+        """/api/chat for the demo: same request and answer, in the sandbox conversation
+        `sim:` + sessionId."""
+        parsed = await read_chat_request()
+        if isinstance(parsed, Response):
+            return parsed
+        text, session_id = parsed
+        session_id = session_id or new_session_id()
+        return await answer(ctx, SIMULATED + session_id, session_id, text)
 
     @bp.post("/api/simulate/<channel>")
-    @auth.required
+    @demo
     async def simulate(channel: str) -> Response:
         if channel not in CHANNELS:
             return error_response(404, f"Canal desconocido; usa {', '.join(CHANNELS)}")
@@ -66,22 +111,22 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
         return json_response({"success": True, "conversationId": conversation_id}, status=202)
 
     @bp.get("/api/simulate/sandbox")
+    @demo
+    async def view() -> Response:
+        """What simulated people received. The owner sees the whole sandbox (or one person
+        with `?de=`); a visitor of a public demo only the person they simulate."""
+        who = request.args.get("de")
+        if who is not None and not _WHO.match(who):
+            return error_response(400, "de: letras, números, . _ - (hasta 64)")
+        if who is None and not owner_logged_in(ctx, auth):
+            return error_response(400, "de es obligatorio: la persona simulada que quieres ver")
+        key = None if who is None else SIMULATED + who
+        return json_response({"success": True, "data": sandbox.summary(db, key)})
+
+    @bp.delete("/api/simulate/sandbox")
     @auth.required
-    async def sandbox() -> Response:
-        """What simulated people received: the conversation and, on WhatsApp/Instagram,
-        the sends the notifier kept in the sandbox."""
-        rows = db.all(
-            "SELECT o.id, o.conversation_id, o.channel, o.recipient, o.kind, o.body, o.status"
-            " FROM outbox o WHERE o.recipient LIKE 'sim:%' AND o.kind != 'read'"
-            " ORDER BY o.id DESC LIMIT 100"
-        )
-        chats = db.all(
-            "SELECT m.conversation_id, c.channel, m.role, m.content, m.created_at"
-            " FROM messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.external_key LIKE 'sim:%' ORDER BY m.id DESC LIMIT 200"
-        )
-        return json_response(
-            {"success": True, "data": {"envios": rows, "mensajes": list(reversed(chats))}}
-        )
+    async def clear() -> Response:
+        """Empty the sandbox (the owner only, even on a demo server)."""
+        return json_response({"success": True, "eliminadas": sandbox.clear(db)})
 
     return bp

@@ -3,15 +3,18 @@
 GET answers Meta's verify handshake. POST checks `X-Hub-Signature-256` against the raw body,
 reads every message and status of the batch, commits them (duplicates ignored by the store's
 unique (channel, external id)) and only then answers 200, at once: no model call happens on
-the request path. The conversation actor hears of new rows through a notice; if its inbox is
-full the rows wait in the store, where the actor's sweep finds them."""
+the request path. Only a bad signature, a body that is not JSON or the wrong `object` is a
+4xx: what the assistant cannot read (and reactions, edits, deletions, malformed items) is
+recorded for the owner (`store/unsupported.py`), never a reason to refuse the batch.
+The conversation actor hears of new rows through a notice; if its inbox is full the rows wait
+in the store, where the actor's sweep finds them."""
 
 from __future__ import annotations
 
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -20,14 +23,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from actors.channels import MESSAGING
 from actors.messages import InboundMessage
-from store import conversations, messages, outbox
+from store import conversations, messages, outbox, unsupported
+from store.unsupported import UnsupportedEvent
 
 from .context import IngressContext
 from .meta import (
     SIGNATURE_HEADER,
     InboundEvent,
+    Notice,
     PayloadError,
     StatusEvent,
+    WebhookBatch,
     parse_instagram,
     parse_whatsapp,
     signature_valid,
@@ -36,7 +42,7 @@ from .responses import error_response, json_response
 
 log = logging.getLogger("ingress.webhooks")
 
-Parser = Callable[[Any], tuple[list[InboundEvent], list[StatusEvent]]]
+Parser = Callable[[Any], WebhookBatch]
 
 
 def webhook_path(channel: str) -> str:
@@ -50,7 +56,7 @@ def create_webhooks_blueprint(ctx: IngressContext) -> Blueprint:
     bp = Blueprint("webhooks", __name__)
     settings = ctx.settings
 
-    def instagram(payload: Any) -> tuple[list[InboundEvent], list[StatusEvent]]:
+    def instagram(payload: Any) -> WebhookBatch:
         return parse_instagram(payload, settings.instagram_account_id)
 
     for channel, verify_token, parse in (
@@ -106,27 +112,40 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
         if not signature_valid(secret, raw, header):
             return error_response(403, "Firma inválida")
         try:
-            inbound, statuses = parse(json.loads(raw))
+            batch = parse(json.loads(raw))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            # json's own errors are ValueErrors too; PayloadError says which field.
+            # json's own errors are ValueErrors too; PayloadError says what is wrong.
             reason = str(exc) if isinstance(exc, PayloadError) else "JSON inválido"
             return error_response(400, "Webhook inválido", [{"campo": "body", "mensaje": reason}])
-        fresh = store_batch(ctx, inbound, statuses)
+        for problem in batch.problems:
+            log.warning("%s webhook: %s (the rest of the batch is read)", channel, problem)
+        fresh = store_batch(ctx, batch.inbound, batch.statuses, batch.notices)
         for notice in fresh:
             try:
                 ctx.inbox.send_nowait(notice)
             except trio.WouldBlock:
                 break  # the rows are committed; the conversation actor's sweep finds them
-        return json_response({"success": True, "received": len(inbound), "statuses": len(statuses)})
+        return json_response(
+            {
+                "success": True,
+                "received": len(batch.inbound),
+                "statuses": len(batch.statuses),
+                "notices": len(batch.notices),
+            }
+        )
 
     receive.__name__ = f"{channel}_receive"
     return receive
 
 
 def store_batch(
-    ctx: IngressContext, inbound: list[InboundEvent], statuses: list[StatusEvent]
+    ctx: IngressContext,
+    inbound: Sequence[InboundEvent],
+    statuses: Sequence[StatusEvent],
+    notices: Sequence[Notice] = (),
 ) -> list[InboundMessage]:
-    """Commit a webhook's messages and receipts in one transaction; notices for new rows."""
+    """Commit a webhook's messages, notices and receipts in one transaction; notices for
+    the conversation actor about new rows."""
     fresh: list[InboundMessage] = []
     db = ctx.db
     with db.transaction():
@@ -141,8 +160,42 @@ def store_batch(
                 provider_ts=event.timestamp_ms,
                 kind="text" if event.has_text else event.kind,
             )
-            if stored is not None:
-                fresh.append(InboundMessage.of(stored))
+            if stored is None:
+                continue
+            fresh.append(InboundMessage.of(stored))
+            if event.unreadable:
+                unsupported.record(
+                    db,
+                    UnsupportedEvent(
+                        event.channel,
+                        event.external_id,
+                        event.kind,
+                        event.unreadable,
+                        event.sender,
+                        conversation.id,
+                        stored.id,
+                        event.timestamp_ms,
+                    ),
+                )
+        for notice in notices:
+            # A person's notice belongs to their conversation (so deleting them deletes it).
+            conversation_id = (
+                conversations.open_conversation(db, notice.channel, notice.sender).id
+                if notice.sender
+                else None
+            )
+            unsupported.record(
+                db,
+                UnsupportedEvent(
+                    notice.channel,
+                    notice.external_id,
+                    notice.kind,
+                    notice.reason,
+                    notice.sender,
+                    conversation_id,
+                    provider_ts=notice.timestamp_ms,
+                ),
+            )
         for status in statuses:
             outbox.record_status(
                 db,

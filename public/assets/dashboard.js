@@ -1,5 +1,7 @@
-// The owner's dashboard: login, figures, leads, a transcript and the hand-off. Everything
-// people wrote is put on the page as text (textContent), never as HTML.
+// The owner's dashboard: login, figures, leads, a transcript and the hand-off, where each
+// field of a lead came from, possible duplicates and their merge, and what the assistant
+// could not read. Everything people wrote is put on the page as text (textContent), never
+// as HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -7,6 +9,21 @@ let csrf = null;
 let current = null; // the lead shown in the detail panel
 const CLASS_NAMES = { caliente: "Caliente", tibio: "Tibio", frio: "Frío" };
 const CHANNEL_NAMES = { web: "Web", whatsapp: "WhatsApp", instagram: "Instagram" };
+const FIELD_NAMES = [
+  ["name", "Nombre"], ["phone", "Teléfono"], ["email", "Correo"],
+  ["service", "Servicio"], ["area", "Comuna"], ["urgency", "Urgencia"],
+];
+const ORIGIN_NAMES = {
+  typed: "escrito por la persona",
+  asked: "respuesta a la pregunta",
+  correction: "corrección",
+  channel: "número de WhatsApp",
+  model: "sugerido por el modelo",
+};
+const QUOTE_CHARS = 240; // a longer message is quoted this far (the transcript has it all)
+const UNSUPPORTED_PAGE = 20;
+const WHEN = new Intl.DateTimeFormat("es-CL", { dateStyle: "short", timeStyle: "short" });
+let unsupportedBefore = null; // the cursor of the next page of unread messages
 
 async function api(path, options = {}) {
   const headers = { "Content-Type": "application/json", ...(options.headers || {}) };
@@ -16,6 +33,18 @@ async function api(path, options = {}) {
   const body = await response.json();
   if (!response.ok) throw new Error(body.error || "error");
   return body;
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = String(text);
+  return node;
+}
+
+function when(iso) {
+  const date = new Date(iso);
+  return iso && !Number.isNaN(date.getTime()) ? WHEN.format(date) : "";
 }
 
 function cell(row, text) {
@@ -34,7 +63,7 @@ function showLogin() {
 async function showApp() {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
-  await Promise.all([loadStats(), loadLeads()]);
+  await Promise.all([loadStats(), loadLeads(), loadUnsupported()]);
 }
 
 async function loadStats() {
@@ -94,12 +123,51 @@ async function loadLeads() {
     cell(row, "").replaceChildren(tag);
     cell(row, CHANNEL_NAMES[lead.channel] || lead.channel);
     cell(row, lead.status);
-    row.addEventListener("click", () => openLead(lead.id));
+    row.addEventListener("click", async () => {
+      await openLead(lead.id);
+      $("detail").scrollIntoView({ block: "start" });
+    });
   }
 }
 
+async function loadUnsupported(more = false) {
+  const params = new URLSearchParams({ limit: UNSUPPORTED_PAGE });
+  if (more && unsupportedBefore != null) params.set("before", unsupportedBefore);
+  const body = await api("/api/admin/unsupported?" + params);
+  const list = $("unsupported");
+  if (!more) list.replaceChildren();
+  for (const event of body.data) list.appendChild(unsupportedItem(event));
+  unsupportedBefore = body.before;
+  $("unsupported-more").hidden = body.before == null;
+  $("unsupported-empty").hidden = list.children.length > 0;
+}
+
+function unsupportedItem(event) {
+  const item = el("li");
+  item.title = event.kind;
+  item.appendChild(el("span", "reason", event.reason));
+  const time = el("time", "", when(event.created_at));
+  time.dateTime = event.created_at;
+  const parts = [
+    CHANNEL_NAMES[event.channel] || event.channel,
+    event.sender ? "de " + event.sender : null,
+    time,
+    event.in_conversation ? "quedó en la conversación" : null,
+  ];
+  const line = el("span", "meta");
+  for (const part of parts.filter(Boolean)) {
+    if (line.childNodes.length) line.append(" · ");
+    line.append(part);
+  }
+  item.appendChild(line);
+  return item;
+}
+
 async function openLead(id) {
-  const lead = (await api("/api/leads/" + id)).data;
+  const [lead, identity] = await Promise.all([
+    api("/api/leads/" + id).then((body) => body.data),
+    api("/api/leads/" + id + "/identidad").then((body) => body.data),
+  ]);
   current = lead;
   $("detail").hidden = false;
   $("detail-title").textContent = (lead.name || "Lead #" + lead.id) + " — " +
@@ -109,6 +177,9 @@ async function openLead(id) {
   $("detail-wa").hidden = digits.length < 8;
   $("detail-wa").href = "https://wa.me/" + digits;
   $("detail-status").value = lead.status;
+  showFields(lead, identity.origen);
+  showMatches(identity.posibleMismaPersona);
+  showMerges(identity.uniones);
   const list = $("transcript");
   list.replaceChildren();
   for (const m of lead.mensajes) {
@@ -121,6 +192,90 @@ async function openLead(id) {
   const paused = Boolean(conversation && conversation.paused_at);
   $("pause").hidden = paused;
   $("resume").hidden = !paused;
+}
+
+function showFields(lead, origins) {
+  const list = $("detail-fields");
+  list.replaceChildren();
+  for (const [field, label] of FIELD_NAMES) {
+    const value = el("dd");
+    value.dataset.field = field;
+    value.appendChild(el("span", "value", lead[field] || "—"));
+    if (lead[field] && origins[field]) value.appendChild(originLine(origins[field]));
+    list.append(el("dt", "", label), value);
+  }
+}
+
+// "escrito por la persona «me llamo Ana…» Web, 29-11-26 14:05"
+function originLine(origin) {
+  const line = el("span", "origin");
+  line.appendChild(el("span", "how", ORIGIN_NAMES[origin.como] || origin.como));
+  if (origin.texto) {
+    const text = origin.texto;
+    const quote = el("q", "", text.length > QUOTE_CHARS ? text.slice(0, QUOTE_CHARS) + "…" : text);
+    line.append(" ", quote);
+  }
+  const where = [CHANNEL_NAMES[origin.canal] || origin.canal, when(origin.fecha)];
+  if (where.some(Boolean)) {
+    const time = el("time", "", where.filter(Boolean).join(", "));
+    if (origin.fecha) time.dateTime = origin.fecha;
+    line.append(" ", time);
+  }
+  return line;
+}
+
+// One line per other lead, even when both its phone and its e-mail match.
+function showMatches(matches) {
+  const byLead = new Map();
+  for (const match of matches) {
+    const same = "mismo " + match.coincide + ": " + match.valor;
+    const seen = byLead.get(match.leadId);
+    if (seen) seen.same.push(same);
+    else byLead.set(match.leadId, { ...match, same: [same] });
+  }
+  const list = $("matches-list");
+  list.replaceChildren();
+  $("matches-status").textContent = "";
+  $("detail-matches").hidden = byLead.size === 0;
+  for (const match of byLead.values()) {
+    const item = el("li");
+    item.appendChild(el("span", "", match.texto + " — " + match.same.join(" · ")));
+    const button = el("button", "", "Unir con este lead");
+    button.type = "button";
+    button.addEventListener("click", () => mergeInto(current, match));
+    item.appendChild(button);
+    list.appendChild(item);
+  }
+}
+
+async function mergeInto(lead, match) {
+  const other = "#" + match.leadId + (match.nombre ? " (" + match.nombre + ")" : "");
+  const question = "¿Unir el lead " + other + " con este (#" + lead.id + ")? Sus conversaciones" +
+    " pasan a este lead, sus datos completan los que falten y el " + other +
+    " deja de aparecer en la lista.";
+  if (!confirm(question)) return;
+  try {
+    await api("/api/leads/" + lead.id + "/unir", {
+      method: "POST", body: JSON.stringify({ con: match.leadId }),
+    });
+  } catch (error) {
+    $("matches-status").textContent = "No se pudo unir: " + error.message;
+    return;
+  }
+  await Promise.all([openLead(lead.id), loadLeads(), loadStats()]);
+}
+
+function showMerges(merges) {
+  const list = $("merges-list");
+  list.replaceChildren();
+  $("detail-merges").hidden = merges.length === 0;
+  for (const merge of merges) {
+    const gone = merge.merged_lead || {};
+    const who = [gone.name, gone.phone, gone.email, CHANNEL_NAMES[gone.channel] || gone.channel];
+    const known = who.filter(Boolean).join(", ");
+    list.appendChild(el("li", "", "Lead #" + merge.merged_id + (known ? " (" + known + ")" : "") +
+      " — unido el " + when(merge.created_at) + " por " + merge.actor));
+  }
 }
 
 function latestConversation() {
@@ -176,6 +331,25 @@ $("reply-form").addEventListener("submit", async (event) => {
   });
   $("reply").value = "";
   await openLead(current.id);
+});
+
+$("unsupported-more").addEventListener("click", async () => {
+  const button = $("unsupported-more");
+  button.disabled = true;
+  try { await loadUnsupported(true); } finally { button.disabled = false; }
+});
+
+$("clear-sandbox").addEventListener("click", async () => {
+  const status = $("sandbox-status");
+  status.textContent = "Vaciando…";
+  try {
+    const { eliminadas } = await api("/api/simulate/sandbox", { method: "DELETE" });
+    status.textContent = eliminadas === 1
+      ? "Sandbox vaciado: 1 conversación de prueba eliminada."
+      : "Sandbox vaciado: " + eliminadas + " conversaciones de prueba eliminadas.";
+  } catch (error) {
+    status.textContent = "No se pudo vaciar el sandbox: " + error.message;
+  }
 });
 
 (async () => {

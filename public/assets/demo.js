@@ -1,38 +1,54 @@
-// The five-minute demo: scripted prospects talk to the real /api/chat (same pipeline as the
-// web chat), and the lead card beside them fills in with the classifier's verdict.
+// The five-minute demo: scripted prospects talk through /api/simulate/chat (the web chat's
+// pipeline, in the sandbox: never among the real leads), and the lead card beside them fills
+// in with the classifier's verdict. The owner's session (or a DEMO_MODE server) lets it in.
+// Phones and e-mails are obviously fake: a demo never claims a real customer's number.
 "use strict";
 
 const SCENARIOS = {
   urgente: [
     "Hola, mi aire acondicionado no funciona y hace mucho calor",
     "Me llamo Daniela Soto",
-    "+56 9 8765 4321",
+    "+56 9 0000 0001",
     "Estoy en Providencia, ¿pueden venir hoy?",
   ],
   empresa: [
     "Buenos días, escribo por una oficina de 12 equipos en Las Condes",
-    "Soy Ricardo Pérez, jefe de operaciones, mi correo es ricardo@empresa.cl",
+    "Soy Ricardo Pérez, jefe de operaciones, mi correo es ricardo@empresa.example",
     "Necesitamos mantención preventiva para todos, ¿me pueden cotizar?",
   ],
   referido: [
     "Hola! Me recomendó mi vecina, dice que instalaron su aire",
     "Me llamo Paula, quiero instalar un split en Ñuñoa",
-    "Mi número es 9 1234 5678, sin apuro, para la próxima semana",
+    "Mi número es 9 0000 0002, sin apuro, para la próxima semana",
   ],
   cotizacion: [
     "¿Cuánto cuesta instalar un aire de 12.000 BTU?",
     "Tengo un presupuesto de 300 mil",
-    "Soy Tomás, 987654321, ¿me envían una cotización?",
+    "Soy Tomás, 900000003, ¿me envían una cotización?",
   ],
   mantencion: [
     "Hola, ¿hacen mantención de equipos?",
     "Tengo dos equipos en La Florida",
-    "Me llamo Camila, mi fono es 22 345 6789",
+    "Me llamo Camila, mi fono es 22 000 0004",
   ],
 };
 
 const $ = (id) => document.getElementById(id);
 let running = false;
+
+// Unguessable, so that on a public demo server nobody writes into another visitor's chat.
+function randomId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// The owner's CSRF token when logged in; none on a DEMO_MODE server without a session.
+async function csrfHeaders() {
+  const response = await fetch("/api/auth/session", { credentials: "same-origin" });
+  if (!response.ok) return {};
+  const { csrfToken } = await response.json();
+  return { "X-CSRF-Token": csrfToken };
+}
 
 function bubble(role, text) {
   const item = document.createElement("li");
@@ -63,14 +79,16 @@ async function play(name) {
   running = true;
   $("demo-chat").replaceChildren();
   showLead({ estado: "frio", razones: [] });
-  const session = "demo_" + name + "_" + Date.now();
+  const session = "demo_" + name + "_" + randomId();
   try {
+    const csrf = await csrfHeaders();
     for (const text of SCENARIOS[name]) {
       bubble("user", text);
       $("demo-status").textContent = "El asistente escribe…";
-      const response = await fetch("/api/chat", {
+      const response = await fetch("/api/simulate/chat", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", ...csrf },
         body: JSON.stringify({ message: text, sessionId: session }),
       });
       const body = await response.json();
@@ -90,21 +108,15 @@ for (const button of document.querySelectorAll("[data-scenario]")) {
   button.addEventListener("click", () => play(button.dataset.scenario));
 }
 
-// WhatsApp simulated through /api/simulate (admin session): the sandbox shows the answer.
-const SIM_USER = "demo" + Math.floor(Math.random() * 1e6);
+// WhatsApp simulated through /api/simulate: the sandbox shows the answer.
+const SIM_USER = "demo" + randomId();
 let simConversation = null;
 
 async function simulate(text) {
-  const session = await fetch("/api/auth/session", { credentials: "same-origin" });
-  if (!session.ok) {
-    $("sim-status").textContent = "Inicia sesión en el panel para simular WhatsApp.";
-    return;
-  }
-  const { csrfToken } = await session.json();
   const response = await fetch("/api/simulate/whatsapp", {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
+    headers: { "Content-Type": "application/json", ...(await csrfHeaders()) },
     body: JSON.stringify({ de: SIM_USER, mensaje: text }),
   });
   const body = await response.json();
@@ -118,7 +130,9 @@ async function simulate(text) {
 }
 
 async function drawSandbox() {
-  const response = await fetch("/api/simulate/sandbox", { credentials: "same-origin" });
+  const response = await fetch("/api/simulate/sandbox?de=" + encodeURIComponent(SIM_USER), {
+    credentials: "same-origin",
+  });
   if (!response.ok) return false;
   const { data } = await response.json();
   const mine = data.mensajes.filter((m) => m.conversation_id === simConversation);

@@ -24,7 +24,7 @@ async def test_the_models_structured_answer_feeds_the_lead(
                 "¡Gracias, Carmen Gloria! ¿En qué comuna estás?",
                 nombre="Carmen Gloria",
                 telefono="9 8765 4321",  # spelled out by the person; the model wrote digits
-                email="carmen@correo.cl",
+                email="carmen@correo.cl",  # never written by the person: an invention
                 servicio="mantencion del aire",  # free text: matched to business.json
                 estado="caliente",
             )
@@ -32,7 +32,10 @@ async def test_the_models_structured_answer_feeds_the_lead(
         Answer(lead_json("Anotado.", telefono="llámame", comuna="Ñuñoa", estado="frio")),
     ]
     async with running_suite(llm_settings(tmp_path, fake_llm)) as (suite, client):
-        text = "Les escribe la señora Carmen Gloria, mi número es nueve ocho siete seis..."
+        text = (
+            "Les escribe la señora Carmen Gloria, mi número es nueve ocho siete seis cinco"
+            " cuatro tres dos uno"
+        )
         r = await client.post("/api/chat", json={"message": text, "sessionId": "m"})
         lead = r.json()["data"]["lead"]
         assert (lead["nombre"], lead["telefono"], lead["servicio"]) == (
@@ -47,7 +50,8 @@ async def test_the_models_structured_answer_feeds_the_lead(
         # "llámame" is no phone: what was known stays.
         assert (lead["telefono"], lead["comuna"]) == ("+56987654321", "Ñuñoa")
         assert suite.db is not None
-        assert suite.db.scalar("SELECT email FROM leads") == "carmen@correo.cl"
+        # The model's e-mail was never written by the person: dropped, not stored.
+        assert suite.db.scalar("SELECT email FROM leads") is None
 
 
 async def test_the_models_guess_alone_never_makes_a_lead_hot(
@@ -56,7 +60,7 @@ async def test_the_models_guess_alone_never_makes_a_lead_hot(
     fake_llm.script = [Answer(lead_json("¡Hola! ¿En qué te ayudo?", estado="caliente"))]
     async with running_suite(llm_settings(tmp_path, fake_llm)) as (suite, client):
         r = await client.post("/api/chat", json={"message": "hola", "sessionId": "g"})
-        assert r.json()["data"]["lead"]["estado"] == "tibio"
+        assert r.json()["data"]["lead"]["estado"] == "frio"
         assert suite.db is not None
         reasons = str(suite.db.scalar("SELECT reasons FROM leads"))
         assert "el asistente lo estimó caliente" in reasons

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from store.migrations import MIGRATIONS
 from tests.conftest import make_settings, running_suite
 
 
@@ -204,7 +205,7 @@ async def test_health_endpoints(tmp_path: Path) -> None:
             "conversation": "running",
             "ingress": "running",
         }
-        assert detailed["store"]["schemaVersion"] == 9
+        assert detailed["store"]["schemaVersion"] == len(MIGRATIONS)
         assert detailed["store"]["sizeBytes"] > 0
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"

@@ -22,6 +22,14 @@ def fixture(name: str) -> bytes:
     return (WEBHOOKS / name).read_bytes()
 
 
+def unsupported_rows(db: Database | None) -> list[dict[str, Any]]:
+    assert db is not None
+    return db.all(
+        "SELECT channel, sender, external_id, kind, reason, message_id FROM unsupported_events"
+        " ORDER BY id"
+    )
+
+
 def inbound_rows(db: Database | None) -> list[dict[str, Any]]:
     assert db is not None
     return db.all(
@@ -110,72 +118,97 @@ async def test_signatures(tmp_path: Path) -> None:
         ]
 
 
-async def test_bad_bodies_are_refused_and_change_nothing(tmp_path: Path) -> None:
+async def test_only_a_body_that_is_not_metas_envelope_is_refused(tmp_path: Path) -> None:
     async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
-        for raw in (
-            b"{not json",
-            b"[]",
-            b'{"object": "page"}',
-            b'{"object": "whatsapp_business_account", "entry": [{"changes": "x"}]}',
-            json.dumps(
-                {
-                    "object": "whatsapp_business_account",
-                    "entry": [
-                        {
-                            "changes": [
-                                {"value": {"messages": [{"type": "text", "text": {"body": "x"}}]}}
-                            ]
-                        }
-                    ],
-                }
-            ).encode(),
-        ):
+        for raw in (b"{not json", b"[]", b'{"object": "page"}', b"\xff\xfe"):
             r = await post_signed(client, "whatsapp", raw)
             assert r.status_code == 400, raw
             assert r.json()["success"] is False
-        for message in (
-            {"type": "interactive", "interactive": {"button_reply": "Sí"}},
-            {"type": "image", "image": "not-an-object"},
-            {"type": "text", "text": {"body": ["a", "list"]}},
-        ):
-            message = {"from": "569", "id": "wamid.odd", "timestamp": "1", **message}
-            raw = json.dumps(
-                {
-                    "object": "whatsapp_business_account",
-                    "entry": [{"changes": [{"value": {"messages": [message]}}]}],
-                }
-            ).encode()
-            r = await post_signed(client, "whatsapp", raw)
-            assert r.status_code == 400, message
-            assert "messages[0]" in r.json()["details"][0]["mensaje"]
         deep = b"[" * 100_000 + b"]" * 100_000  # json's recursion limit, under 1 MiB
         r = await post_signed(client, "whatsapp", deep)
         assert r.status_code == 400 and r.json()["success"] is False
-        r = await post_signed(
-            client,
-            "instagram",
-            json.dumps(
-                {
-                    "object": "instagram",
-                    "entry": [
-                        {
-                            "id": "1",
-                            "messaging": [
-                                {
-                                    "sender": {"id": "2"},
-                                    "timestamp": 1,
-                                    "message": {"mid": "m", "attachments": "x"},
-                                }
-                            ],
-                        }
-                    ],
-                }
-            ).encode(),
-        )
+        r = await post_signed(client, "instagram", b'{"object": "whatsapp_business_account"}')
         assert r.status_code == 400
         big = b'{"object": "whatsapp_business_account", "pad": "' + b"x" * (1024 * 1024) + b'"}'
         assert (await post_signed(client, "whatsapp", big)).status_code == 413
         assert inbound_rows(suite.db) == []
+        assert unsupported_rows(suite.db) == []
+
+
+async def test_odd_items_never_reject_the_batch(tmp_path: Path) -> None:
+    """Per-message problems are recorded for the owner; the rest of the batch is stored."""
+    good = {"from": "56912340000", "id": "wamid.good", "timestamp": "1764230000", "type": "text",
+            "text": {"body": "Hola"}}  # fmt: skip
+    odd = [
+        {"type": "text", "text": {"body": "x"}},  # no sender, no id
+        {"from": "569", "id": "wamid.odd-1", "timestamp": "1", "type": "interactive",
+         "interactive": {"button_reply": "Sí"}},
+        {"from": "569", "id": "wamid.odd-2", "timestamp": "1", "type": "image",
+         "image": "not-an-object"},
+        {"from": "569", "id": "wamid.odd-3", "timestamp": "1", "type": "text",
+         "text": {"body": ["a", "list"]}},
+        {"from": "569", "id": "wamid.odd-4", "timestamp": "yesterday", "type": "text",
+         "text": {"body": "x"}},
+        "not an object",
+    ]  # fmt: skip
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        for body in (
+            {"object": "whatsapp_business_account", "entry": [{"changes": "x"}, "y", 3]},
+            {"object": "whatsapp_business_account", "entry": "x"},
+            {
+                "object": "whatsapp_business_account",
+                "entry": [
+                    {
+                        "changes": [
+                            {
+                                "value": {
+                                    "messages": [*odd, good],
+                                    "statuses": [{"status": "sent"}, 7],
+                                }
+                            }
+                        ]
+                    }
+                ],
+            },
+            {
+                "object": "instagram",
+                "entry": [
+                    {
+                        "id": "1",
+                        "messaging": [
+                            {
+                                "sender": {"id": "2"},
+                                "timestamp": 1,
+                                "message": {"mid": "m", "attachments": "x"},
+                            },
+                            {"sender": {"id": "2"}, "message": {"mid": "m2", "text": "sin fecha"}},
+                            {"timestamp": 1, "message": {"mid": "m3", "text": "sin remitente"}},
+                            {
+                                "sender": {"id": "2"},
+                                "timestamp": 1,
+                                "message": {"mid": "m4", "text": 5},
+                            },
+                            {"sender": {"id": "2"}, "timestamp": 1, "optin": {"ref": "x"}},
+                            "not an object",
+                        ],
+                    }
+                ],
+            },
+        ):
+            channel = "instagram" if body["object"] == "instagram" else "whatsapp"
+            r = await post_signed(client, channel, json.dumps(body).encode())
+            assert r.status_code == 200, (body, r.text)
+        assert [row["external_id"] for row in inbound_rows(suite.db)] == ["wamid.good"]
+        recorded = unsupported_rows(suite.db)
+        assert len(recorded) == len(odd) + 5  # every odd message, the opt-in is not one
+        assert all(row["reason"].startswith("mensaje malformado") for row in recorded)
+        by_id = {row["external_id"]: row for row in recorded}
+        assert (
+            "messages[1].interactive.button_reply debe ser un objeto"
+            in (by_id["wamid.odd-1"]["reason"])
+        )
+        assert by_id["wamid.odd-4"]["reason"] == "mensaje malformado: falta fecha"
+        assert by_id["wamid.odd-3"]["sender"] == "569"
 
 
 async def test_every_message_and_status_of_a_batch_is_read_once(tmp_path: Path) -> None:
@@ -183,12 +216,17 @@ async def test_every_message_and_status_of_a_batch_is_read_once(tmp_path: Path) 
         raw = fixture("whatsapp_batch.json")
         r = await post_signed(client, "whatsapp", raw)
         assert r.status_code == 200
-        assert r.json() == {"success": True, "received": 7, "statuses": 2}
+        assert r.json() == {"success": True, "received": 7, "statuses": 2, "notices": 1}
         again = await post_signed(client, "whatsapp", raw)  # Meta redelivers
         assert again.status_code == 200
         rows = inbound_rows(suite.db)
         by_id = {row["external_id"]: row for row in rows}
         assert len(rows) == 7  # the reaction is not user input; duplicates ignored
+        assert [(u["external_id"], u["kind"]) for u in unsupported_rows(suite.db)] == [
+            ("wamid.batch-5", "audio"),  # nothing the assistant can read: the owner sees it
+            ("wamid.batch-7", "location"),
+            ("wamid.batch-6", "reaction"),  # recorded, never answered
+        ]
         assert by_id["wamid.batch-1"]["content"] == "Mantención"  # button reply title
         assert by_id["wamid.batch-3"]["content"] == "Instalación"  # list reply title
         assert by_id["wamid.batch-4"]["content"] == "Así quedó el equipo, ¿lo pueden revisar?"
@@ -223,7 +261,7 @@ async def test_every_message_and_status_of_a_batch_is_read_once(tmp_path: Path) 
         ]
 
 
-async def test_instagram_echoes_deletions_unsupported_and_reactions_are_not_answered(
+async def test_instagram_echoes_are_skipped_deletions_and_reactions_not_answered(
     tmp_path: Path,
 ) -> None:
     async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
@@ -233,8 +271,18 @@ async def test_instagram_echoes_deletions_unsupported_and_reactions_are_not_answ
         assert [(row["sender"], row["kind"], row["content"]) for row in rows] == [
             ("6123450000000001", "text", "Hola! cuánto cuesta instalar un split? ❄️"),
             ("6123450000000002", "image", "[imagen]"),
+            # Something was sent: it gets the "please write" answer, like WhatsApp's.
+            ("6123450000000003", "unsupported", "[mensaje no soportado]"),
             ("6123450000000004", "text", "Mantención"),
         ]
+        assert [(u["sender"], u["kind"], u["message_id"] is None) for u in unsupported_rows(
+            suite.db
+        )] == [
+            ("6123450000000002", "image", False),
+            ("6123450000000003", "unsupported", False),
+            ("6123450000000002", "deleted", True),
+            ("6123450000000003", "reaction", True),
+        ]  # fmt: skip
         assert suite.db is not None
         assert suite.db.all("SELECT channel, status FROM delivery_statuses") == [
             {"channel": "instagram", "status": "read"}

@@ -8,7 +8,7 @@ import apsw
 import pytest
 
 from store import conversations, leads, maintenance, messages, outbox
-from store.db import migrate, open_database
+from store.db import Database, migrate, open_database
 from store.leads import LeadFields
 from store.messages import ReplyRecord
 from store.migrations import MIGRATIONS
@@ -16,12 +16,12 @@ from store.migrations import MIGRATIONS
 
 def test_migrations_apply_once_and_set_user_version(tmp_path: Path) -> None:
     db = open_database(tmp_path / "x" / "leads.db")
-    assert db.schema_version() == len(MIGRATIONS) == 9
+    assert db.schema_version() == len(MIGRATIONS) >= 10
     assert db.scalar("PRAGMA journal_mode") == "wal"
     assert db.scalar("PRAGMA foreign_keys") == 1
     db.close()
     again = open_database(tmp_path / "x" / "leads.db")
-    assert migrate(again) == 9
+    assert migrate(again) == len(MIGRATIONS)
     tables = {r["name"] for r in again.all("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"conversations", "messages", "leads", "outbox", "delivery_statuses"} <= tables
     again.close()
@@ -43,7 +43,7 @@ def test_a_version_1_database_is_migrated_keeping_its_rows(tmp_path: Path) -> No
         )
     old.close()
     db = open_database(path)
-    assert db.schema_version() == 9
+    assert db.schema_version() == len(MIGRATIONS)
     assert [(m.content, m.status) for m in messages.pending_inbound(db)] == [("hola", "pending")]
     assert db.scalar("SELECT kind FROM messages") == "text"
 
@@ -123,38 +123,95 @@ def _classified(fields: LeadFields, klass: str) -> leads.Classification:
     return leads.Classification(fields, None, klass, 10, ["r"], [])
 
 
-def test_one_lead_per_person_across_channels_and_resets(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
-    web = conversations.open_conversation(db, "web", "s")
-    assert leads.resolve(db, web.id, "web", "s", LeadFields()) is None
-    lead = leads.create(db, web.id, "web", "s")
-    change = leads.apply(
+def _web_lead_with_phone(db: Database, key: str, name: str, phone: str) -> leads.Lead:
+    conv = conversations.open_conversation(db, "web", key)
+    lead = leads.create(db, conv.id, "web", key)
+    return leads.apply(
         db,
         lead,
-        _classified(LeadFields(name="Ana", phone="+56987654321"), "tibio"),
+        _classified(LeadFields(name=name, phone=phone), "tibio"),
         reply_id=None,
         user_at="2026-01-01T10:00:00.000Z",
-    )
-    assert change.before is None and change.changed
+    ).lead
+
+
+def test_a_verified_identity_links_and_a_typed_phone_never_does(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    web = conversations.open_conversation(db, "web", "s")
+    assert leads.resolve(db, web.id, "web", "s") is None
+    lead = _web_lead_with_phone(db, "s", "Ana", "+56987654321")
     # A reset opens a new conversation; the session identity finds the same lead.
     assert conversations.close_conversation(db, "web", "s")
     fresh = conversations.open_conversation(db, "web", "s")
     assert fresh.id != web.id and fresh.lead_id is None
-    found = leads.resolve(db, fresh.id, "web", "s", LeadFields())
+    found = leads.resolve(db, fresh.id, "web", "s")
     assert found is not None and found.id == lead.id
-    # The same phone on WhatsApp links to the same lead.
-    wa = conversations.open_conversation(db, "whatsapp", "56987654321")
-    other = leads.create(db, wa.id, "whatsapp", "56987654321")
-    merged = leads.resolve(db, wa.id, "whatsapp", "56987654321", LeadFields(phone="+56987654321"))
-    assert merged is not None and merged.id == lead.id
-    assert leads.get(db, other.id) is None
-    assert ("whatsapp", "56987654321") in leads.identities(db, lead.id)
-    again = leads.apply(
-        db, merged, _classified(merged.fields, "caliente"), reply_id=None, user_at=None
+    # The same phone typed on WhatsApp is a claim: a lead of its own, the first untouched.
+    wa = conversations.open_conversation(db, "whatsapp", "56911112222")
+    assert leads.resolve(db, wa.id, "whatsapp", "56911112222") is None
+    other = leads.create(db, wa.id, "whatsapp", "56911112222")
+    other = leads.apply(
+        db,
+        other,
+        _classified(LeadFields(name="Intruso", phone="+56987654321"), "caliente"),
+        reply_id=None,
+        user_at=None,
+    ).lead
+    first = leads.get(db, lead.id)
+    assert first is not None and first.fields.name == "Ana" and first.classification == "tibio"
+    assert ("whatsapp", "56911112222") not in leads.identities(db, lead.id)
+    # The owner sees them as possibly one person (both ways).
+    assert [(m.lead_id, m.kind, m.value) for m in leads.possible_matches(db, lead.id)] == [
+        (other.id, "phone", "+56987654321")
+    ]
+    assert [m.lead_id for m in leads.possible_matches(db, other.id)] == [lead.id]
+
+
+def test_the_owner_merges_by_hand_keeping_both_transcripts_and_an_audit(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    ana = _web_lead_with_phone(db, "a", "Ana", "+56987654321")
+    twin = _web_lead_with_phone(db, "b", "Ana Rojas", "+56987654321")
+    for key in ("a", "b"):
+        conv = conversations.find_active(db, "web", key)
+        assert conv is not None
+        messages.add_inbound(db, conv.id, "web", f"hola desde {key}")
+    with pytest.raises(leads.MergeError):
+        leads.merge(db, ana.id, into=ana.id, actor="owner")
+    kept = leads.merge(db, twin.id, into=ana.id, actor="owner@127.0.0.1")
+    assert kept.fields.name == "Ana" and kept.classification == "tibio"
+    assert leads.get(db, twin.id) is None
+    transcripts = db.all(
+        "SELECT m.content FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE c.lead_id = ? ORDER BY m.id",
+        (ana.id,),
     )
+    assert [r["content"] for r in transcripts] == ["hola desde a", "hola desde b"]
+    audit = leads.merges(db, ana.id)
+    assert len(audit) == 1 and audit[0]["actor"] == "owner@127.0.0.1"
+    assert audit[0]["merged_lead"]["name"] == "Ana Rojas"
+    # The session of the merged lead now finds the kept one.
+    conv_b = conversations.open_conversation(db, "web", "b")
+    found = leads.resolve(db, conv_b.id, "web", "b")
+    assert found is not None and found.id == ana.id
+    again = leads.apply(db, kept, _classified(kept.fields, "caliente"), reply_id=None, user_at=None)
     assert again.before == "tibio" and again.lead.classification == "caliente"
-    assert [h[0] for h in leads.history(db, lead.id)] == ["tibio", "caliente"]
-    assert again.lead.last_user_message_at == "2026-01-01T10:00:00.000Z"
+    assert [h[0] for h in leads.history(db, ana.id)][-1] == "caliente"
+
+
+def test_a_visitor_sees_only_what_their_conversation_collected(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "leads.db")
+    conv = conversations.open_conversation(db, "web", "v")
+    lead = leads.create(db, conv.id, "web", "v")
+    sources = {
+        "name": {"how": "typed", "message": None, "conversation": conv.id},
+        "phone": {"how": "typed", "message": None, "conversation": conv.id + 1000},
+    }
+    result = leads.Classification(
+        LeadFields(name="Ana", phone="+56987654321"), None, "tibio", 10, [], [], sources
+    )
+    lead = leads.apply(db, lead, result, reply_id=None, user_at=None).lead
+    assert lead.visible_in(conv.id) == LeadFields(name="Ana")
+    assert lead.visible_in(conv.id + 1) == LeadFields()
 
 
 def test_the_wal_is_checkpointed_off_the_event_loop(tmp_path: Path) -> None:
@@ -184,3 +241,37 @@ def test_a_provider_repeating_a_message_id_does_not_stop_deliveries(tmp_path: Pa
             "error": "id repetido por el proveedor: wamid.same",
         },
     ]
+
+
+def test_typed_phones_linking_leads_become_claims_when_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
+    old = apsw.Connection(str(path))
+    with old:
+        for migration in MIGRATIONS[:9]:
+            old.execute(migration)
+        old.execute("PRAGMA user_version = 9")
+        old.execute(
+            "INSERT INTO leads (id, channel, name, phone, classification, created_at,"
+            " updated_at, last_interaction_at) VALUES"
+            " (1, 'web', 'Ana', '+56987654321', 'tibio', 'x', 'x', 'x')"
+        )
+        old.execute(
+            "INSERT INTO conversations (id, channel, external_key, lead_id, created_at,"
+            " updated_at) VALUES (1, 'web', 's', 1, 'x', 'x'), (2, 'web', 'sim:demo', NULL,"
+            " 'x', 'x')"
+        )
+        old.execute(
+            "INSERT INTO lead_identities (kind, value, lead_id, created_at) VALUES"
+            " ('web', 's', 1, 'x'), ('phone', '+56987654321', 1, 'x')"
+        )
+    old.close()
+    db = open_database(path)
+    assert leads.identities(db, 1) == [("web", "s")]
+    assert db.all("SELECT kind, value FROM lead_claims WHERE lead_id = 1") == [
+        {"kind": "phone", "value": "+56987654321"}
+    ]
+    lead = leads.get(db, 1)
+    assert lead is not None and lead.visible_in(1).name == "Ana" and not lead.sandbox
+    # A new conversation typing that phone finds no lead by it.
+    conv = conversations.open_conversation(db, "web", "intruso")
+    assert leads.resolve(db, conv.id, "web", "intruso") is None
