@@ -148,10 +148,24 @@ def _sql_fold(*values: apsw.SQLiteValue) -> apsw.SQLiteValue:
 def migrate(db: Database) -> int:
     """Apply every migration above `PRAGMA user_version`, each in its own transaction."""
     current = db.schema_version()
-    for version, script in enumerate(MIGRATIONS, start=1):
-        if version <= current:
-            continue
-        with db.transaction():
-            db.connection.execute(script)
-            db.execute(f"PRAGMA user_version = {version}")
+    if current >= len(MIGRATIONS):
+        return current
+    # Off while tables are rebuilt (SQLite's documented way to change a table's definition;
+    # a no-op inside a transaction, so set here), then every reference is checked.
+    db.connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with db.transaction():
+                before = len(db.connection.execute("PRAGMA foreign_key_check").fetchall())
+                db.connection.execute(script)
+                broken = db.connection.execute("PRAGMA foreign_key_check").fetchall()
+                if len(broken) > before:
+                    raise apsw.ConstraintError(
+                        f"migration {version} broke references: {broken[:3]}"
+                    )
+                db.execute(f"PRAGMA user_version = {version}")
+    finally:
+        db.connection.execute("PRAGMA foreign_keys = ON")
     return db.schema_version()

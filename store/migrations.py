@@ -1,7 +1,8 @@
 """Versioned schema: migration N brings `PRAGMA user_version` from N-1 to N.
 
 Append only; never edit a migration that has shipped. SQL is kept portable where it costs
-nothing (no AUTOINCREMENT, ISO text timestamps, CHECK constraints)."""
+nothing (ISO text timestamps, CHECK constraints; AUTOINCREMENT only where ids must never be
+reused, as PostgreSQL's identity columns never reuse them)."""
 
 from __future__ import annotations
 
@@ -383,6 +384,67 @@ CREATE TABLE unsupported_events (
 );
 """
 
+V12_STABLE_LEAD_IDS_AND_SENDS_IN_FLIGHT = """
+-- Lead ids are never reused: alert and follow-up keys name the lead by id, and SQLite would
+-- otherwise give a deleted or merged lead's id to the next one (whose hot alert was then
+-- skipped as already sent). The table is rebuilt with AUTOINCREMENT (foreign keys are off
+-- while migrations run; store.db.migrate checks them after).
+CREATE TABLE leads_v12 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL CHECK (channel IN ('web', 'whatsapp', 'instagram')),
+    name TEXT,
+    phone TEXT,
+    email TEXT,
+    service TEXT,
+    area TEXT,
+    urgency TEXT,
+    classification TEXT NOT NULL DEFAULT 'frio'
+        CHECK (classification IN ('frio', 'tibio', 'caliente')),
+    status TEXT NOT NULL DEFAULT 'new',
+    contacted INTEGER NOT NULL DEFAULT 0,
+    notes TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    last_interaction_at TEXT NOT NULL,
+    budget TEXT,
+    score INTEGER NOT NULL DEFAULT 0,
+    reasons TEXT NOT NULL DEFAULT '[]',
+    signals TEXT NOT NULL DEFAULT '[]',
+    opted_out_at TEXT,
+    last_user_message_at TEXT,
+    sources TEXT NOT NULL DEFAULT '{}',
+    sandbox INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO leads_v12 (id, channel, name, phone, email, service, area, urgency,
+    classification, status, contacted, notes, created_at, updated_at, last_interaction_at,
+    budget, score, reasons, signals, opted_out_at, last_user_message_at, sources, sandbox)
+    SELECT id, channel, name, phone, email, service, area, urgency, classification, status,
+    contacted, notes, created_at, updated_at, last_interaction_at, budget, score, reasons,
+    signals, opted_out_at, last_user_message_at, sources, sandbox FROM leads;
+-- Ids already given away (merged or deleted leads named in old alert keys) stay used.
+INSERT INTO sqlite_sequence (name, seq) SELECT 'leads_v12', 0
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'leads_v12');
+UPDATE sqlite_sequence SET seq = max(seq,
+    coalesce((SELECT max(id) FROM leads), 0),
+    coalesce((SELECT max(kept_id) FROM lead_merges), 0),
+    coalesce((SELECT max(merged_id) FROM lead_merges), 0),
+    coalesce((SELECT max(lead_id) FROM owner_notifications), 0),
+    coalesce((SELECT max(CAST(substr(dedupe_key, 7, instr(substr(dedupe_key, 7), ':') - 1)
+        AS INTEGER)) FROM owner_notifications WHERE dedupe_key LIKE 'alert:%'), 0))
+    WHERE name = 'leads_v12';
+DROP TABLE leads;
+ALTER TABLE leads_v12 RENAME TO leads;
+CREATE INDEX leads_by_classification ON leads (classification);
+CREATE INDEX leads_by_channel ON leads (channel);
+CREATE INDEX leads_follow_up ON leads (classification, last_user_message_at)
+    WHERE opted_out_at IS NULL AND contacted = 0;
+CREATE INDEX leads_real_by_created ON leads (sandbox, created_at);
+
+-- A send to Meta marked before the request goes out: a row still marked after a restart was
+-- cut by a crash mid-send and may have been delivered (counted when it is sent again).
+ALTER TABLE outbox ADD COLUMN sending_since TEXT;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -395,4 +457,5 @@ MIGRATIONS: tuple[str, ...] = (
     V9_STRATEGY_VERSIONS,
     V10_IDENTITY_CLAIMS_PROVENANCE_SANDBOX,
     V11_UNSUPPORTED_EVENTS,
+    V12_STABLE_LEAD_IDS_AND_SENDS_IN_FLIGHT,
 )
