@@ -102,10 +102,27 @@ def next_for_conversation(db: Database, conversation_id: int) -> tuple[OutboxIte
     return _from_row(row), str(at)
 
 
+def mark_sending(db: Database, item_id: int) -> None:
+    """Committed just before the request to Meta goes out: a row still marked after a restart
+    was cut by a crash mid-send, and may have been delivered."""
+    db.execute("UPDATE outbox SET sending_since = ? WHERE id = ?", (utc_now(), item_id))
+
+
+def cut_by_crash(db: Database) -> int:
+    """Sends that were in flight when the process died (marked, never answered): counted,
+    unmarked and left pending, so they go again — at most one duplicate each."""
+    with db.transaction():
+        cut = db.changes(
+            "UPDATE outbox SET sending_since = NULL"
+            " WHERE sending_since IS NOT NULL AND status = 'pending'"
+        )
+    return cut
+
+
 def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> None:
     sql = (
         "UPDATE outbox SET status = 'sent', provider_message_id = ?, attempts = attempts + 1,"
-        " error = ?, updated_at = ? WHERE id = ?"
+        " error = ?, sending_since = NULL, updated_at = ? WHERE id = ?"
     )
     try:
         db.execute(sql, (provider_message_id, None, utc_now(), item_id))
@@ -117,8 +134,8 @@ def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> No
 
 def mark_failed(db: Database, item_id: int, reason: str, *, status: str = "failed") -> None:
     db.execute(
-        "UPDATE outbox SET status = ?, error = ?, attempts = attempts + 1, updated_at = ?"
-        " WHERE id = ?",
+        "UPDATE outbox SET status = ?, error = ?, attempts = attempts + 1, sending_since = NULL,"
+        " updated_at = ? WHERE id = ?",
         (status, reason[:500], utc_now(), item_id),
     )
 
@@ -127,7 +144,7 @@ def schedule_retry(db: Database, item_id: int, reason: str, delay_seconds: float
     at = utc_after(delay_seconds)
     db.execute(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, error = ?,"
-        " updated_at = ? WHERE id = ?",
+        " sending_since = NULL, updated_at = ? WHERE id = ?",
         (at, reason[:500], utc_now(), item_id),
     )
 

@@ -63,8 +63,14 @@ class LoginThrottle:
             return 0.0
         return max(0.0, self.window - (time.monotonic() - failures[0]))
 
-    def failed(self, client: str) -> None:
-        self.failures.setdefault(client, deque()).append(time.monotonic())
+    def attempt(self, client: str) -> float:
+        """Take one attempt (0.0) or say how long to wait. An attempt counts as a failure from
+        the moment it is taken, before the password is read and checked, so concurrent
+        requests cannot all pass the check at once; a success takes it back."""
+        wait = self.blocked(client)
+        if not wait:
+            self.failures.setdefault(client, deque()).append(time.monotonic())
+        return wait
 
     def succeeded(self, client: str) -> None:
         self.failures.pop(client, None)
@@ -124,7 +130,7 @@ class AdminAuth:
             if not self.ctx.settings.admin_configured:
                 return error_response(503, NOT_CONFIGURED)
             client = request.remote_addr or "?"
-            wait = self.throttle.blocked(client)
+            wait = self.throttle.attempt(client)  # no await between the check and the count
             if wait:
                 response = error_response(429, "Demasiados intentos; espera un momento")
                 response.headers["Retry-After"] = str(int(wait) + 1)
@@ -132,8 +138,7 @@ class AdminAuth:
             body = await request.get_json(silent=True)
             password = body.get("password") if isinstance(body, dict) else None
             if not isinstance(password, str) or not self.password_ok(password):
-                self.throttle.failed(client)
-                return error_response(401, "Contraseña incorrecta")
+                return error_response(401, "Contraseña incorrecta")  # the attempt stays counted
             self.throttle.succeeded(client)
             token, csrf = admin_sessions.create(self.ctx.db, client)
             response = json_response({"success": True, "csrfToken": csrf})

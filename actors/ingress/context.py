@@ -10,6 +10,7 @@ import trio
 from actors.ack_first import AckFirst
 from actors.conversation.llm import LLMStatistics
 from actors.messages import InboundMessage, NotifierNotice
+from actors.notifier.actor import NotifierStatistics
 from store.db import Database
 from supervisor.business import BusinessConfig
 from supervisor.settings import Settings
@@ -22,6 +23,7 @@ class SuiteStatus(Protocol):
     version: str
     started_at: str
     llm_stats: LLMStatistics
+    notifier_stats: NotifierStatistics
 
     def is_running(self, name: str) -> bool: ...
 

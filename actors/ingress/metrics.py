@@ -88,6 +88,15 @@ class StoreCollector(Collector):
             owner.add_metric([str(status)], float(str(n)))
         yield owner
 
+        resent = CounterMetricFamily(
+            "ia_resent_after_crash",
+            "Sends cut mid-request by a crash and sent again (each at most one duplicate)",
+            labels=["kind"],
+        )
+        resent.add_metric(["messaging"], suite.notifier_stats.sends_resent_after_crash)
+        resent.add_metric(["owner"], suite.notifier_stats.owner_resent_after_crash)
+        yield resent
+
         llm = suite.llm_stats
         yield CounterMetricFamily("ia_llm_calls", "LLM calls (attempts)", value=llm.calls)
         yield CounterMetricFamily("ia_llm_errors", "LLM answers given up", value=llm.errors)

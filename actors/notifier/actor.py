@@ -66,6 +66,7 @@ class NotifierStatistics:
     owner_retried: int = 0
     owner_failed: int = 0
     owner_resent_after_crash: int = 0
+    sends_resent_after_crash: int = 0  # WhatsApp/Instagram sends cut mid-request by a crash
     follow_up_runs: int = 0
 
 
@@ -97,6 +98,14 @@ def window_open(last_user_at: str | None, now: datetime) -> bool:
 class Deliverer:
     def __init__(self, ctx: NotifierContext, graph: GraphClient, nursery: trio.Nursery) -> None:
         self.ctx = ctx
+        cut = outbox.cut_by_crash(ctx.db)
+        if cut:
+            ctx.stats.sends_resent_after_crash += cut
+            log.warning(
+                "%d WhatsApp/Instagram send(s) were cut mid-request by a crash; sending again"
+                " (at most one duplicate each)",
+                cut,
+            )
         self.graph = graph
         self.nursery = nursery
         self.limiter = trio.CapacityLimiter(CONCURRENCY)
@@ -144,6 +153,7 @@ class Deliverer:
             )
             stats.skipped += 1
             return
+        outbox.mark_sending(db, item.id)
         self.ctx.failpoints.hit("notifier.send")
         try:
             with trio.fail_after(SEND_TIMEOUT):

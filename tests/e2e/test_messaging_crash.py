@@ -121,6 +121,9 @@ async def test_kill_9_mid_burst_with_redelivery_answers_each_batch_once(
                 break
             await trio.sleep(0.2)
     await trio.sleep(1.0)  # nothing more leaves after the outbox is empty
+    async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
+        health = (await client.get("/health/detailed")).json()
+    counted = health["work"]["notifier"]["sends_resent_after_crash"]
     assert await second.stop() == 0
 
     db = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
@@ -146,9 +149,11 @@ async def test_kill_9_mid_burst_with_redelivery_answers_each_batch_once(
     print(
         f"\n{len(messages)} messages from {USERS} users, {len(deliveries)} deliveries; "
         f"{acknowledged} acknowledged before kill -9, {sends_before_kill} sends by then; "
-        f"{reply_count} replies (debounced batches); sends doubled by the kill: {doubled}"
+        f"{reply_count} replies (debounced batches); sends doubled by the kill: {doubled};"
+        f" counted as cut mid-request: {counted}"
     )
-    assert doubled <= NOTIFIER_CONCURRENCY
+    # Only sends truly in flight at the kill may go twice, and each one is counted.
+    assert doubled <= counted <= NOTIFIER_CONCURRENCY
     # No secret in any log line of either process.
     logs = second.log_text() + "".join(p.read_text() for p in (tmp_path / "logs").glob("*.log*"))
     assert "suite ready" in logs
@@ -160,3 +165,36 @@ async def test_kill_9_mid_burst_with_redelivery_answers_each_batch_once(
         firsts = list(dict.fromkeys(bodies))
         mine = [body for to, body, _ in replies if to == user]
         assert firsts == mine, (user, bodies, mine)
+
+
+async def test_a_send_cut_mid_request_goes_again_once_and_is_counted(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
+    fake_graph.hold = trio.Event()  # Meta takes the text, its answer never comes back
+    env = {**channel_env(fake_graph.url), "DEBOUNCE_SECONDS": "0.1"}
+    first = SuiteProcess(tmp_path, **env)
+    await first.start()
+    async with httpx.AsyncClient(base_url=first.url, timeout=10) as client:
+        raw = whatsapp_text("56911223344", "wamid.cut-1", "hola, ¿precios?", ts=1764230000)
+        assert (await post_signed(client, "whatsapp", raw)).status_code == 200
+    with trio.fail_after(30):
+        while not fake_graph.texts():
+            await trio.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    assert await first.wait() == -signal.SIGKILL
+    fake_graph.hold.set()
+    fake_graph.hold = None
+    second = SuiteProcess(tmp_path, **env)
+    second.port, second.url, second.env["PORT"] = first.port, first.url, first.env["PORT"]
+    await second.start()
+    with trio.fail_after(30):
+        while len(fake_graph.texts()) < 2:
+            await trio.sleep(0.05)
+    await trio.sleep(1.0)  # and never a third
+    texts = fake_graph.texts()
+    assert len(texts) == 2 and texts[0] == texts[1]
+    async with httpx.AsyncClient(base_url=second.url, timeout=10) as client:
+        health = (await client.get("/health/detailed")).json()
+    assert health["work"]["notifier"]["sends_resent_after_crash"] == 1
+    assert await second.stop() == 0
+    assert "cut mid-request by a crash" in second.log_text()

@@ -32,6 +32,9 @@ class FakeGraph:
     tokens: list[str] = field(default_factory=list)
     url: str = ""
     counter: int = 0
+    # Set: a send is accepted, then its answer is held until the event is set (a request
+    # cut by a crash after Meta took it).
+    hold: trio.Event | None = None
 
     def app(self) -> QuartTrio:
         app = QuartTrio("fake_graph")
@@ -59,6 +62,8 @@ class FakeGraph:
                 )
             self.sends.append(record)
             self.counter += 1
+            if self.hold is not None and body.get("type") == "text":
+                await self.hold.wait()
             if body.get("messaging_product") == "whatsapp":
                 if body.get("status") == "read":
                     return _json({"success": True})
