@@ -83,3 +83,26 @@ async def test_with_the_model_down_offline_extraction_still_classifies(
             "caliente",
         )
         assert len(fake_llm.requests) >= 1
+
+
+async def test_the_models_fields_are_validated_exactly_as_typed_ones(
+    tmp_path: Path, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.script = [
+        Answer(
+            lead_json(
+                "Anotado.",
+                nombre="<img src=x onerror=alert(1)>",
+                comuna="<b>Ñuñoa</b>",
+                email="<script>@x.cl",
+                telefono="javascript:alert(1)",
+            )
+        )
+    ]
+    async with running_suite(llm_settings(tmp_path, fake_llm)) as (suite, client):
+        r = await client.post("/api/chat", json={"message": "vivo en ñuñoa", "sessionId": "x"})
+        assert r.status_code == 200
+        assert suite.db is not None
+        row = suite.db.one("SELECT name, area, email, phone FROM leads")
+        # Markup never becomes a field; the comuna the person wrote is kept, clean.
+        assert row == {"name": None, "area": "Ñuñoa", "email": None, "phone": None}
