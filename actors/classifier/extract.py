@@ -11,7 +11,7 @@ Never raises on any text: what cannot be read is simply not found."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -22,10 +22,10 @@ from store.leads import LeadFields
 from supervisor.business import BusinessConfig, Service, fold
 
 from .fields import Finding, How, settle
+from .names import answered_name, clean_name, name_in_phrase
 from .places import AMBIGUOUS_PLACES, COMUNAS, ambiguous_after_locative
 from .spoken import spoken_digits
 from .text import PhraseSet, normalize, words
-from .words import NAME_STOP, is_name_word, not_a_name
 
 DEFAULT_REGION = "CL"
 MIN_DIGITS = 8  # country code included: shorter "numbers" are service codes
@@ -35,13 +35,6 @@ FUZZY_PLACE = 90
 STRONG_WEIGHT = 3  # a service's head word, id or keyword, against 1 for other name words
 
 _EMAIL_CANDIDATE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_NAME_PHRASE = re.compile(
-    r"(?:^|[^\w])(me llamo|me yamo|me iamo|mi nombre completo es|mi nombre es|mi nombre:|"
-    r"mi nombre seria|soy|habla|te escribe|le escribe|les escribe|aqui|aquí)"
-    r"\s+(?:(?:la|el|don|doña|dona|sr|sra|señora|senora|dr|dra|doctor|doctora)\.?\s+)?"
-    r"([^\W\d_]+(?:\s+[^\W\d_]+){0,3})",
-    re.IGNORECASE,
-)
 _ASKED = (
     ("name", re.compile(r"\b(como te llamas|tu nombre|su nombre|como se llama|con quien)\b")),
     ("phone", re.compile(r"\b(telefono|numero|celular|fono|whatsapp)\b")),
@@ -162,30 +155,26 @@ class Extractor:
         if not ("?" in text and _SCHEDULE_QUESTION.search(normalized)):  # "¿cierran hoy?"
             add("urgency", next(iter(self.urgency.find(normalized)), None), How.TYPED)
         if asked == "name" and not name:
-            add("name", _answered_name(text, self), How.ASKED)
-        elif asked and not (name or phone or found):
-            self._short_answer(asked, text, normalized, add, area=area)
+            add(
+                "name",
+                answered_name(text, lambda n: bool(self.areas(n) or self.services(n))),
+                How.ASKED,
+            )
+        elif asked == "urgency" and not (phone or found):
+            add("urgency", self._short_urgency(text, normalized), How.ASKED)
         return Extracted(tuple(found), budget=self.budget(normalized, text))
 
-    def _short_answer(
-        self,
-        asked: str,
-        text: str,
-        normalized: str,
-        add: Callable[[str, str | None, How], None],
-        *,
-        area: str | None,
-    ) -> None:
-        """A short reply right after the assistant asked for a field is read as that field,
-        only when it fits: a name is not a question, a greeting, a courtesy, a verb or a
-        place; an area must be a comuna (found above, then typed)."""
-        if not 0 < len(normalized.split()) <= 4:
-            return
-        if asked == "name" and not area and not self.services(normalized):
-            add("name", _short_name(text), How.ASKED)
-        elif asked == "urgency" and not self.urgency.find(normalized) and "?" not in text:
-            if not _COURTESY_ONLY.fullmatch(normalized):
-                add("urgency", text.strip()[:60], How.ASKED)
+    def _is_place_or_service(self, normalized: str) -> bool:
+        return bool(self.areas(normalized) or self.services(normalized))
+
+    def _short_urgency(self, text: str, normalized: str) -> str | None:
+        """A short reply to "¿Para cuándo lo necesitas?" is the urgency as written ("el
+        viernes", "noviembre") unless it is a question or only a courtesy."""
+        if not 0 < len(normalized.split()) <= 4 or "?" in text:
+            return None
+        if self.urgency.find(normalized) or _COURTESY_ONLY.fullmatch(normalized):
+            return None
+        return text.strip()[:60]
 
     def model_fields(self, raw: dict[str, str], user_text: str) -> dict[str, str]:
         """A model's field values that hold up as typed ones and against what the person
@@ -194,7 +183,7 @@ class Extractor:
         phrase. Everything else the model said is dropped."""
         checked: dict[str, str] = {}
         written = normalize(user_text)
-        name = _clean_name(raw.get("name", ""))
+        name = clean_name(raw.get("name", ""))
         if name and all(w in written.split() for w in words(fold(name))[:1]):
             checked["name"] = name
         phone = self.phone(raw.get("phone", "")) if raw.get("phone") else None
@@ -248,20 +237,7 @@ class Extractor:
 
     @staticmethod
     def name(text: str) -> str | None:
-        """A name after "me llamo"/"mi nombre es" (any word that is not something else), or
-        after the weaker "soy"/"habla"/"aquí" only when it is a first name we know ("soy
-        creadora de contenido" is no name)."""
-        for match in _NAME_PHRASE.finditer(text):
-            name = _clean_name(match.group(2))
-            weak = fold(match.group(1)) in ("soy", "habla", "aqui")
-            if name and (not weak or is_name_word(name.split()[0])):
-                return name
-        before = _NAME_BEFORE.search(text)
-        if before:
-            name = _clean_name(before.group(1).split(",")[-1])
-            if name and is_name_word(name.split()[0]):
-                return name
-        return None
+        return name_in_phrase(text)
 
     def service(self, normalized: str) -> Service | None:
         found = self.services(normalized)
@@ -380,63 +356,10 @@ def _plausible(number: phonenumbers.PhoneNumber, raw: str) -> bool:
     )
 
 
-def _clean_name(raw: str) -> str | None:
-    """A name from the words after "me llamo"/"soy": up to three words, stopping at a
-    linking word; None when the first word is not a name ("soy de Maipú", "soy la hija")."""
-    kept: list[str] = []
-    for word in re.findall(r"[^\W\d_]+", raw):
-        if fold(word) in NAME_STOP or (kept and not_a_name(word)):
-            break
-        kept.append(word)
-        if len(kept) == 3:
-            break
-    if not kept or not_a_name(kept[0]) or len(kept[0]) < 2:
-        return None
-    return " ".join(w[:1].upper() + w[1:].lower() for w in kept)
-
-
-def _short_name(text: str) -> str | None:
-    """A short answer to "¿Cómo te llamas?" read as a name only when it looks like one: no
-    question, no digits, no word that is a greeting, courtesy or verb; a first name we know,
-    or one or two words that are nothing else."""
-    if "?" in text or "¿" in text or re.search(r"\d|@", text):
-        return None
-    raw = re.findall(r"[^\W\d_]+", text)
-    if not raw or len(raw) > 3 or any(not_a_name(w) and fold(w) not in NAME_STOP for w in raw):
-        return None
-    if not is_name_word(raw[0]):
-        return None
-    return _clean_name(text)
-
-
 _SCHEDULE_QUESTION = re.compile(r"\b(?:hora|horario|cierran|abren|atienden|trabajan)\b")
 # "09-8765-4321": the old trunk zero before a Chilean mobile.
 _TRUNK_ZERO = re.compile(r"(?<![\d+])0[\s.-]*(9(?:[\s.-]*\d){8})(?!\d)")
 _PAST = ("aron", "ieron", "ado", "ada", "ados", "adas", "amos")
-_FILLER = re.compile(
-    r"^\s*(?:(?:ok|oka|okey|ya|si|sí|bueno|dale|claro|listo|perfecto|hola|buenas|ah|oh|"
-    r"jaja\w*|jeje\w*|perdon|perdón)\b[\s,.!:-]*)+",
-    re.IGNORECASE,
-)
-_NAME_BEFORE = re.compile(r"([^\W\d_]+(?:\s+[^\W\d_]+){0,2})\s*,?\s+es mi nombre", re.IGNORECASE)
-
-
-def _answered_name(text: str, extractor: Extractor) -> str | None:
-    """The name in an answer to "¿Cómo te llamas?": its first clause ("Hernán Rivas, estoy
-    en Vitacura"; "ok, Cristián Vidal"), only when that clause is a name and nothing else."""
-    for clause in re.split(r"[,.;:!?\n]| y | e |\(", _FILLER.sub("", text, count=1))[:3]:
-        # The leading words only, up to an emoji or anything else: "Catalina 😊 oye…".
-        lead = re.match(r"\s*((?:[^\W\d_]+\s*){1,3})", clause)
-        if lead is None:
-            continue
-        candidate = lead.group(1).strip()
-        normalized = normalize(candidate)
-        if not normalized or extractor.areas(normalized) or extractor.services(normalized):
-            continue
-        name = _short_name(candidate)
-        if name:
-            return name
-    return None
 
 
 def _chosen(normalized: str, values: list[str], correcting: bool) -> str | None:
