@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import apsw
@@ -21,6 +22,20 @@ from .text import fold
 SECONDS_MS = 1000
 BUSY_TIMEOUT_MS = 5 * SECONDS_MS
 STATEMENT_CACHE = 1024
+# The write probe waits this long for another writer's lock: writes here take microseconds,
+# so a lock held longer is a stuck writer, and the probe must not stall the event loop.
+WRITE_PROBE_BUSY_TIMEOUT_MS = 100
+# apsw errors that say the file cannot be written now (unlike a constraint, a bug of ours).
+WRITE_FAILURES: tuple[type[apsw.Error], ...] = (
+    apsw.FullError,
+    apsw.ReadOnlyError,
+    apsw.IOError,
+    apsw.BusyError,
+    apsw.LockedError,
+    apsw.CantOpenError,
+    apsw.CorruptError,
+    apsw.NotADBError,
+)
 
 Row = dict[str, Any]
 Params = Sequence[Any] | Mapping[str, Any]
@@ -54,6 +69,17 @@ class StoreStatistics:
     wal_bytes: int
 
 
+@dataclass(frozen=True)
+class WriteFailure:
+    """A write that failed: the apsw error's type and message, when (UTC text and
+    `time.monotonic()`)."""
+
+    error: str
+    message: str
+    at: str
+    clock: float
+
+
 class Database:
     """A thin, typed face over one apsw connection."""
 
@@ -61,6 +87,8 @@ class Database:
         self.connection = connection
         self.path = path
         self._depth = 0
+        # The newest write that failed, until a write succeeds (for /health/detailed).
+        self.last_write_failure: WriteFailure | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -75,19 +103,52 @@ class Database:
         try:
             with self.connection:
                 yield
+        except WRITE_FAILURES as exc:
+            self._write_failed(exc)
+            raise
+        else:
+            self.last_write_failure = None
         finally:
             self._depth -= 1
 
+    # Writes note a failure of the file (full, read-only, locked) for /health/detailed; a
+    # later write that succeeds outside a transaction, or a commit, clears it.
+
     def execute(self, sql: str, params: Params = ()) -> None:
-        self.connection.execute(sql, params)
+        try:
+            self.connection.execute(sql, params)
+        except WRITE_FAILURES as exc:
+            self._write_failed(exc)
+            raise
+        if not self._depth:
+            self.last_write_failure = None
 
     def insert(self, sql: str, params: Params = ()) -> int:
-        self.connection.execute(sql, params)
+        self.execute(sql, params)
         return int(self.connection.last_insert_rowid())
 
     def changes(self, sql: str, params: Params = ()) -> int:
-        self.connection.execute(sql, params)
+        self.execute(sql, params)
         return int(self.connection.changes())
+
+    def _write_failed(self, exc: apsw.Error) -> None:
+        self.last_write_failure = _write_failure(exc)
+
+    def probe_write(self) -> WriteFailure | None:
+        """Prove that the file can be written now: take the write lock and rewrite one header
+        field with its own value (one page into the WAL); the failure, if any. It leaves
+        `last_write_failure` alone: that one is about the suite's real writes. Cheap, but for
+        a health check every few seconds, not for every request."""
+        self.connection.set_busy_timeout(WRITE_PROBE_BUSY_TIMEOUT_MS)
+        try:
+            application_id = int(self.scalar("PRAGMA application_id"))
+            with self.connection:
+                self.connection.execute(f"PRAGMA application_id = {application_id}")
+        except WRITE_FAILURES as exc:
+            return _write_failure(exc)
+        finally:
+            self.connection.set_busy_timeout(BUSY_TIMEOUT_MS)
+        return None
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
         rows = self.all(sql, params)
@@ -119,6 +180,10 @@ class Database:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def _write_failure(exc: apsw.Error) -> WriteFailure:
+    return WriteFailure(type(exc).__name__, str(exc)[:200], utc_now(), monotonic())
 
 
 def open_database(path: Path) -> Database:

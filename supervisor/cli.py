@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -34,6 +36,8 @@ EXIT_OK = 0
 EXIT_GAVE_UP = 1
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+
+E = TypeVar("E", bound=BaseException)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,19 +231,20 @@ def cmd_restore(file: Path) -> int:
     return EXIT_OK
 
 
-def _load() -> tuple[Settings, BusinessConfig, str] | int:
+def _load(
+    report: Callable[[ConfigProblem], int] | None = None,
+) -> tuple[Settings, BusinessConfig, str] | int:
+    """Settings, business and rules, or the exit code once `report` told the problems."""
+    report = report or _listed
     try:
         settings = load_settings()
-    except ConfigProblem as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
-    try:
         from .suite import check_config  # the actors load only for commands that need them
 
         business, rules = check_config(settings)
     except ConfigProblem as exc:
-        _print_problems(exc)
-        return EXIT_CONFIG
+        return report(exc)
+    except (OSError, UnicodeDecodeError) as exc:  # a .env that cannot be read
+        return report(ConfigProblem([(".env", "(file)", f"cannot be read: {exc}")]))
     return settings, business, rules
 
 
@@ -295,38 +300,92 @@ def cmd_check_config() -> int:
 
 
 def cmd_run() -> int:
-    loaded = _load()
+    """Start the suite. Whatever stops it from starting is told in one line per problem on
+    stderr, naming the setting to change, with exit code 2 (no traceback)."""
+    loaded = _load(_refuse)
     if isinstance(loaded, int):
         return loaded
     settings, business, rules = loaded
+    from .suite import Suite, startup_problem
+
     try:
         with backups.held(settings.database_path):
             pass  # the suite takes the claim for good once it runs
-    except BackupError as exc:
-        print(f"ia-comercial: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_logging(settings.log_dir, settings.log_level, settings.secrets())
-    notifier = SystemdNotifier()
+        _check_port(settings)
+    except (OSError, BackupError) as exc:
+        return _refuse(startup_problem("DATABASE_PATH", settings.database_path, exc))
+    except ConfigProblem as exc:
+        return _refuse(exc)
     try:
-        from .suite import Suite
-
+        setup_logging(settings.log_dir, settings.log_level, settings.secrets())
+    except OSError as exc:
+        return _refuse(startup_problem("LOG_DIR", settings.log_dir, exc))
+    notifier = SystemdNotifier()
+    code = EXIT_OK
+    try:
         trio.run(_serve, Suite(settings, business, rules, notifier))
-    except SupervisorGaveUp as exc:
-        log.critical("giving up: %s", exc)
-        return EXIT_GAVE_UP
-    except BaseExceptionGroup as group:
-        gave_up, rest = group.split(SupervisorGaveUp)
-        if rest is not None:
-            raise
-        reason = gave_up.exceptions[0] if gave_up is not None else group
-        while isinstance(reason, BaseExceptionGroup):
-            reason = reason.exceptions[0]
-        log.critical("giving up: %s", reason)
-        return EXIT_GAVE_UP
+    except* ConfigProblem as group:  # the database or its folder, found unusable at start
+        code = _refuse(*_leaves(group, ConfigProblem))
+    except* SupervisorGaveUp as group:
+        log.critical("giving up: %s", _leaves(group, SupervisorGaveUp)[0])
+        code = EXIT_GAVE_UP
     finally:
         notifier.close()
-    log.info("stopped")
-    return EXIT_OK
+    if code == EXIT_OK:
+        log.info("stopped")
+    return code
+
+
+def _check_port(settings: Settings) -> None:
+    """Bind HOST:PORT once (as hypercorn will) so that a taken port is one clear line, not an
+    ingress actor failing until the supervisor gives up."""
+    if settings.port == 0:
+        return
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM
+        )[0]
+    except socket.gaierror as exc:
+        raise ConfigProblem([("HOST", settings.host, f"not an address: {exc.strerror}")]) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ConfigProblem(
+                    [("HOST", settings.host, "not an address of this machine; change HOST")]
+                ) from None
+            why = (
+                "already in use (another ia-comercial, or another server); change PORT"
+                if exc.errno == errno.EADDRINUSE
+                else f"{exc.strerror}; change PORT"
+            )
+            raise ConfigProblem([("PORT", f"{settings.host}:{settings.port}", why)]) from None
+
+
+def _listed(problem: ConfigProblem) -> int:
+    _print_problems(problem)
+    return EXIT_CONFIG
+
+
+def _refuse(*problems: ConfigProblem) -> int:
+    """Each problem on a line of its own that says the suite did not start."""
+    for problem in problems:
+        for line in problem.lines():
+            print(f"ia-comercial: cannot start: {line}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _leaves(group: BaseExceptionGroup[E], kind: type[E]) -> list[E]:
+    """The exceptions of `kind` inside a (nested) exception group."""
+    found: list[E] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found += _leaves(exc, kind)
+        elif isinstance(exc, kind):
+            found.append(exc)
+    return found
 
 
 async def _serve(suite: Suite) -> None:

@@ -1,22 +1,31 @@
 """Logging: JSON lines to `combined.log` and `error.log` (size-rotated), readable lines on
 stderr for journald. Every formatter redacts secrets, so no API key or token reaches a line,
-not even inside a traceback."""
+not even inside a traceback.
+
+A log file that cannot be written (a full disk, a read-only mount) costs no record and prints
+no traceback per record: the lines still reach stderr, and stderr says at most once a minute
+that the file failed and why."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
 import re
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 MEGABYTES = 1024 * 1024
 LOG_FILE_MAX_BYTES = 10 * MEGABYTES
 LOG_FILE_BACKUPS = 5
 REDACTED = "[REDACTED]"
+SECONDS = 1.0
+FILE_FAILURE_NOTICE_INTERVAL = 60 * SECONDS  # stderr hears of a failing log file this often
 
 # Shapes of credentials that must go even when we were not told their value.
 _SECRET_SHAPES = re.compile(
@@ -74,27 +83,88 @@ class ReadableFormatter(logging.Formatter):
         return self.redact(line)
 
 
-def setup_logging(log_dir: Path, level: str = "INFO", secrets: Iterable[str] = ()) -> None:
-    """Configure the root logger once for the process (idempotent: replaces our handlers)."""
+class FileFailures:
+    """What the log files' failures have been: counted, and told on stderr at most once per
+    `FILE_FAILURE_NOTICE_INTERVAL` (`clock` in seconds, monotonic)."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        stream: Callable[[], TextIO] = lambda: sys.stderr,
+    ) -> None:
+        self.clock = clock
+        self.stream = stream
+        self.count = 0
+        self.last_reason: str | None = None
+        self.last_at: float | None = None  # by `clock`
+        self._told_at: float | None = None
+
+    def failed(self, path: str, exc: BaseException | None) -> None:
+        now = self.clock()
+        self.count += 1
+        self.last_reason = _reason(exc)
+        self.last_at = now
+        if self._told_at is not None and now - self._told_at < FILE_FAILURE_NOTICE_INTERVAL:
+            return
+        self._told_at = now
+        with contextlib.suppress(OSError, ValueError):  # stderr gone too: nobody to tell
+            stream = self.stream()
+            stream.write(
+                f"ia-comercial: cannot write the log file {path} ({self.last_reason});"
+                " log lines go to stderr only until it works again"
+                f" (said at most once a minute; {self.count} failed so far)\n"
+            )
+            stream.flush()
+
+    def recent(self, within: float = FILE_FAILURE_NOTICE_INTERVAL) -> str | None:
+        """The reason of a failure within `within` seconds, else None (for health)."""
+        if self.last_at is None or self.clock() - self.last_at > within:
+            return None
+        return self.last_reason
+
+
+def _reason(exc: BaseException | None) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__ if exc is not None else "unknown error"
+
+
+# The process's log files (one set per process, like the root logger they serve).
+file_failures = FileFailures()
+
+
+class QuietFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotated log file whose write errors go to `FileFailures` instead of printing a
+    "--- Logging error ---" traceback for every record."""
+
+    def __init__(self, path: Path, failures: FileFailures) -> None:
+        super().__init__(
+            path, maxBytes=LOG_FILE_MAX_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+        self.failures = failures
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        self.failures.failed(self.baseFilename, sys.exc_info()[1])
+
+
+def setup_logging(
+    log_dir: Path,
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
+    failures: FileFailures | None = None,
+) -> None:
+    """Configure the root logger once for the process (idempotent: replaces our handlers).
+    Raises OSError when the folder or a file cannot be created at all."""
     redact = Redactor(secrets)
+    failures = file_failures if failures is None else failures
     log_dir.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     close_logging()
     root.setLevel(level)
 
-    combined = logging.handlers.RotatingFileHandler(
-        log_dir / "combined.log",
-        maxBytes=LOG_FILE_MAX_BYTES,
-        backupCount=LOG_FILE_BACKUPS,
-        encoding="utf-8",
-    )
+    combined = QuietFileHandler(log_dir / "combined.log", failures)
     combined.setFormatter(JsonFormatter(redact))
-    errors = logging.handlers.RotatingFileHandler(
-        log_dir / "error.log",
-        maxBytes=LOG_FILE_MAX_BYTES,
-        backupCount=LOG_FILE_BACKUPS,
-        encoding="utf-8",
-    )
+    errors = QuietFileHandler(log_dir / "error.log", failures)
     errors.setLevel(logging.ERROR)
     errors.setFormatter(JsonFormatter(redact))
     console = logging.StreamHandler(sys.stderr)

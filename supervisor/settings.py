@@ -85,6 +85,7 @@ class Settings:
     daily_summary_at: str | None = "08:00"  # business time; None: no daily summary
     backup_time: str | None = "03:00"  # business time; None: no scheduled backup
     backup_keep_days: int = 7
+    disk_min_free_mb: int = 200  # less free on the database's disk: /health/detailed degraded
     metrics_token: str | None = None
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks allowed to set X-Forwarded-*
     admin_password: str | None = None
@@ -202,6 +203,7 @@ def load_settings(
         daily_summary_at=reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
         backup_time=reader.time_or_off("BACKUP_TIME", "03:00"),
         backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
+        disk_min_free_mb=reader.integer("DISK_MIN_FREE_MB", 200, low=0, high=100_000_000),
         metrics_token=reader.optional("METRICS_TOKEN"),
         trusted_proxies=reader.networks("TRUSTED_PROXIES"),
         admin_password=reader.optional("ADMIN_PASSWORD"),

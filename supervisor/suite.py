@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import asdict
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import apsw
 import openai
 import trio
 
@@ -28,6 +29,7 @@ from actors.conversation.strategy import Strategy
 from actors.conversation.strategy import render as render_strategy
 from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
 from store import backups, maintenance, prompts
+from store.backups import BackupError
 from store.db import Database, from_text, open_database, utc_now
 
 from . import control
@@ -60,6 +62,17 @@ def load_rules(path: Path) -> str:
         raise ConfigProblem([(str(path), "(file)", "not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigProblem([(str(path), "(file)", f"cannot be read: {exc}")]) from None
+
+
+def startup_problem(setting: str, path: Path, exc: BaseException) -> ConfigProblem:
+    """A start-up failure as one line: the setting to change, its value, and why."""
+    if isinstance(exc, FileExistsError):  # from mkdir: something else has the folder's name
+        why = f"{exc.filename} exists and is not a folder"
+    elif isinstance(exc, OSError) and exc.strerror:
+        why = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    else:
+        why = str(exc)
+    return ConfigProblem([(setting, str(path), why)])
 
 
 def check_config(settings: Settings) -> tuple[BusinessConfig, str]:
@@ -222,12 +235,18 @@ class Suite:
             self.supervisor.shutdown()
 
     async def run(self, *, task_status: trio.TaskStatus[Suite] = trio.TASK_STATUS_IGNORED) -> None:
-        # One suite per database file: `restore` and a second instance see the claim.
-        with backups.held(self.settings.database_path):
+        path = self.settings.database_path
+        with ExitStack() as claim:
+            try:
+                # One suite per database file: `restore` and a second instance see the claim.
+                claim.enter_context(backups.held(path))
+                self.db = open_database(path)
+            except (OSError, apsw.Error, BackupError) as exc:
+                raise startup_problem("DATABASE_PATH", path, exc) from None
             await self._run(task_status)
 
     async def _run(self, task_status: trio.TaskStatus[Suite]) -> None:
-        self.db = open_database(self.settings.database_path)
+        assert self.db is not None  # opened by `run`
         edited = prompts.current(self.db)
         if edited is not None:
             self.rules = str(edited["text"])
@@ -238,12 +257,13 @@ class Suite:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.systemd.keep_watchdog_fed)
-                await nursery.start(
-                    control.serve,
-                    control.socket_path(self.settings.database_path),
-                    self,
-                    Redactor(self.settings.secrets()),
-                )
+                socket = control.socket_path(self.settings.database_path)
+                try:
+                    await nursery.start(
+                        control.serve, socket, self, Redactor(self.settings.secrets())
+                    )
+                except OSError as exc:  # beside the database: a path too long, a full disk
+                    raise startup_problem("DATABASE_PATH", socket, exc) from None
                 await nursery.start(self._supervise, self.supervisor, nursery.cancel_scope)
                 self.systemd.notify("READY=1", f"STATUS=Atendiendo en {self.url}")
                 log.info("suite ready on %s (brain: %s)", self.url, self.brain())

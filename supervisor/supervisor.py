@@ -100,6 +100,10 @@ class ActorStatistics:
     last_error: ErrorInfo | None
     started_at: str | None
     uptime_seconds: float | None
+    # Crash restarts inside the intensity period (an operator's restarts do not count):
+    # a crash loop shows here while the actor is up between crashes.
+    recent_restarts: int = 0
+    backoff_seconds: float | None = None  # the wait before the next start, while backing off
 
 
 @dataclass
@@ -108,6 +112,8 @@ class _Child:
     state: ActorState = ActorState.STARTING
     restarts: int = 0
     consecutive: int = 0
+    restart_times: deque[float] = field(default_factory=deque)  # crash restarts, trio clock
+    backoff_seconds: float | None = None
     last_error: ErrorInfo | None = None
     started_at: str | None = None
     started_clock: float | None = None
@@ -164,6 +170,8 @@ class Supervisor:
                     if c.state == ActorState.RUNNING and c.started_clock is not None
                     else None
                 ),
+                recent_restarts=sum(now - at <= self.intensity.period for at in c.restart_times),
+                backoff_seconds=c.backoff_seconds if c.state == ActorState.BACKING_OFF else None,
             )
             for c in self._children
         )
@@ -292,6 +300,9 @@ class Supervisor:
                 self._give_up(name)
                 return
             now = trio.current_time()
+            child.restart_times.append(now)
+            while now - child.restart_times[0] > self.intensity.period:
+                child.restart_times.popleft()
             if (
                 child.started_clock is not None
                 and now - child.started_clock >= self.backoff.reset_after
@@ -300,6 +311,7 @@ class Supervisor:
             delay = self.backoff.delay(child.consecutive)
             child.consecutive += 1
             child.started_clock = None
+            child.backoff_seconds = delay
             child.state = ActorState.BACKING_OFF
             self._on_status(f"reiniciando {name} en {delay:.1f} s")
             log.warning("actor %s restarting in %.2fs", name, delay)

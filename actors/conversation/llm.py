@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx2
 import openai
@@ -20,16 +21,18 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from actors.latency import Latencies
+from store.db import utc_now
 from store.leads import CLASSIFICATIONS, LeadFields
 
 from .brain import BrainReply, BrainTurn, OnChunk
-from .errors import LLMInvalidOutput, LLMTransient, LLMUnavailable
+from .errors import BrainError, LLMInvalidOutput, LLMTransient, LLMUnavailable
 from .streaming import ReplyStreamExtractor
 
 log = logging.getLogger("conversation.llm")
 
 RETRY_INITIAL_WAIT = 0.5  # seconds
 RETRY_MAX_WAIT = 8.0
+RECENT_ANSWERS = 100  # outcomes kept for health's "most calls failed lately"
 _LEAD_KEYS = {
     "nombre": "name",
     "telefono": "phone",
@@ -48,16 +51,39 @@ class LLMOptions:
     max_attempts: int
 
 
+class LLMError(TypedDict):
+    message: str
+    at: str  # UTC, as the store writes time
+
+
 @dataclass
 class LLMStatistics:
+    """`calls` counts attempts; `errors` counts answers given up (after retries and repair,
+    a timeout or a cancellation included), `timeouts` those of them that ran out of time."""
+
     calls: int = 0
     errors: int = 0
+    timeouts: int = 0
     retries: int = 0
     repairs: int = 0
-    last_error: str | None = None
+    last_error: LLMError | None = None
+    failures_in_a_row: int = 0
+    # (trio.current_time(), answered) of the newest answers, for health.
+    recent: deque[tuple[float, bool]] = field(default_factory=lambda: deque(maxlen=RECENT_ANSWERS))
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency: Latencies = field(default_factory=Latencies)
+
+    def answered(self) -> None:
+        self.failures_in_a_row = 0
+        self.recent.append((trio.current_time(), True))
+
+    def failed(self, message: str, *, timeout: bool = False) -> None:
+        self.errors += 1
+        self.timeouts += timeout
+        self.failures_in_a_row += 1
+        self.last_error = {"message": message, "at": utc_now()}
+        self.recent.append((trio.current_time(), False))
 
 
 class OpenAIBrain:
@@ -74,6 +100,25 @@ class OpenAIBrain:
         self.stats = stats if stats is not None else LLMStatistics()
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
+        deadline = trio.current_effective_deadline()  # the turn's
+        try:
+            answer = await self._reply(turn, on_chunk)
+        except trio.Cancelled:
+            # The turn's deadline (or a shutdown) cut the call: a failure of the model all
+            # the same, which the counters must show.
+            timed_out = trio.current_time() >= deadline
+            self.stats.failed("model timed out" if timed_out else "cancelled", timeout=timed_out)
+            raise
+        except BrainError as exc:
+            self.stats.failed(str(exc), timeout=_timed_out(exc))
+            raise
+        except Exception as exc:  # not ours to handle, but still a call that failed
+            self.stats.failed(f"unexpected {type(exc).__name__}")
+            raise
+        self.stats.answered()
+        return answer
+
+    async def _reply(self, turn: BrainTurn, on_chunk: OnChunk | None) -> BrainReply:
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": self.system_prompt[turn.channel]},
             *(_chat_message(line.role, line.content) for line in turn.history),
@@ -120,16 +165,11 @@ class OpenAIBrain:
             sleep=trio.sleep,
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self.stats.retries += 1
-                    return await self._complete(messages, on_chunk)
-        except LLMUnavailable as exc:
-            self.stats.errors += 1
-            self.stats.last_error = str(exc)
-            raise
+        async for attempt in retrying:
+            with attempt:
+                if attempt.retry_state.attempt_number > 1:
+                    self.stats.retries += 1
+                return await self._complete(messages, on_chunk)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     async def _complete(
@@ -195,6 +235,10 @@ class OpenAIBrain:
                     if visible:
                         await on_chunk(visible)
         return "".join(pieces), usage
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc.__cause__, openai.APITimeoutError)
 
 
 def read_completion(raw: bytes) -> tuple[str, tuple[int, int]]:

@@ -68,6 +68,30 @@ class NotifierStatistics:
     owner_resent_after_crash: int = 0
     sends_resent_after_crash: int = 0  # WhatsApp/Instagram sends cut mid-request by a crash
     follow_up_runs: int = 0
+    # For health: attempts at Graph (sends and receipts) and at the owner that failed since
+    # the last one that went through, and when each last went through or failed (UTC).
+    send_failures_in_a_row: int = 0
+    last_send_ok_at: str | None = None
+    last_send_failure_at: str | None = None
+    owner_failures_in_a_row: int = 0
+    owner_last_ok_at: str | None = None
+    owner_last_failure_at: str | None = None
+
+    def send_went_through(self) -> None:
+        self.send_failures_in_a_row = 0
+        self.last_send_ok_at = utc_now()
+
+    def send_failed(self) -> None:
+        self.send_failures_in_a_row += 1
+        self.last_send_failure_at = utc_now()
+
+    def owner_went_through(self) -> None:
+        self.owner_failures_in_a_row = 0
+        self.owner_last_ok_at = utc_now()
+
+    def owner_failed_once(self) -> None:
+        self.owner_failures_in_a_row += 1
+        self.owner_last_failure_at = utc_now()
 
 
 @dataclass
@@ -167,8 +191,10 @@ class Deliverer:
                         item.channel, item.recipient, item.body
                     )
         except (GraphError, trio.TooSlowError) as exc:
+            stats.send_failed()
             self._failed(item, exc)
             return
+        stats.send_went_through()
         outbox.mark_sent(db, item.id, provider_id)
         stats.sent += 1
 
@@ -230,8 +256,10 @@ class OwnerDeliverer:
                 self.ctx.failpoints.hit("notifier.owner")
                 await self._deliver(item)
             except (MailError, WebhookError) as exc:
+                self.ctx.stats.owner_failed_once()
                 self._failed(item, exc.reason, transient=exc.transient)
                 continue
+            self.ctx.stats.owner_went_through()
             owner_notifications.mark_sent(db, item.id)
             self.ctx.stats.owner_sent += 1
 
