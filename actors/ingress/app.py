@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from quart import Response, send_from_directory
+from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -116,6 +116,9 @@ def create_app(ctx: IngressContext) -> QuartTrio:
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
+        if request.path.startswith("/api/"):
+            # Leads, conversations, exports: personal data never kept by a browser or proxy.
+            response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)

@@ -3,7 +3,10 @@
 Ready once the socket is bound. On stop, hypercorn stops accepting at once; requests in
 flight get `GRACEFUL_TIMEOUT` to finish; then the server is cancelled. We count in-flight
 requests ourselves because hypercorn's own graceful wait also waits on idle keep-alive
-connections (a browser tab holding one delays every shutdown by the whole timeout)."""
+connections (a browser tab holding one delays every shutdown by the whole timeout).
+
+`ReusableConnections` keeps keep-alive connections answering after a response sent before
+the request body was read (a 413, a refusal before parsing)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from hypercorn.trio import serve
 
 from actors.ack_first import AckFirst
 
-from .app import create_app
+from .app import MEGABYTES, create_app
 from .context import IngressContext
 from .proxy import TrustedProxy, parse_networks
 from .webhooks import WEBHOOK_PATHS
@@ -27,6 +30,12 @@ log = logging.getLogger("ingress")
 
 SECONDS = 1.0
 GRACEFUL_TIMEOUT = 10 * SECONDS
+KEEP_ALIVE_TIMEOUT = 5 * SECONDS  # nginx's upstream keepalive_timeout must stay below it
+# A response waits for the rest of a body this small (nginx's client_max_body_size), so the
+# connection can be reused; a bigger or slower body gets `Connection: close`.
+DRAIN_LIMIT = 2 * MEGABYTES
+DRAIN_TIMEOUT = 5 * SECONDS
+RECYCLE_TIMEOUT = 2 * SECONDS
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -83,13 +92,82 @@ class InFlightRequests:
         await self._idle.wait()
 
 
+class RequestBody:
+    """How much of one request's body has arrived, as seen through the app's `receive`."""
+
+    def __init__(self, declared: int | None) -> None:
+        self.received = 0
+        self.complete = False
+        self.settled = trio.Event()  # complete, past DRAIN_LIMIT, or the client left
+        if declared is not None and declared > DRAIN_LIMIT:
+            self.settled.set()
+
+    @classmethod
+    def of(cls, scope: Scope) -> RequestBody:
+        for name, value in scope.get("headers", ()):
+            if name.lower() == b"content-length" and value.strip().isdigit():
+                return cls(int(value))
+        return cls(None)  # chunked, or no body (its end arrives at once)
+
+    def saw(self, message: Message) -> None:
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.complete = not message.get("more_body", False)
+        if self.complete or self.received > DRAIN_LIMIT or message["type"] == "http.disconnect":
+            self.settled.set()
+
+
+class ReusableConnections:
+    """ASGI middleware: after any response, the keep-alive connection answers the next
+    request or is closed.
+
+    Hypercorn recycles an HTTP/1.1 connection only once the whole request body has arrived,
+    and closes it otherwise, both inside the app's last `send`. quart-trio cancels that very
+    task as soon as hypercorn tells it the stream is over, so the close (and the restart of
+    the keep-alive timer) was cut off: after a 413 the connection hung, unanswered, for
+    good. So the last send is shielded (bounded), and a response waits for the rest of a
+    body up to `DRAIN_LIMIT` (the framework keeps reading it); past that it says
+    `Connection: close`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = RequestBody.of(scope)
+        # Keep-alive and `Connection` are HTTP/1's: HTTP/2 ends streams, and forbids the header.
+        http1 = scope.get("http_version", "1.1") in ("1.0", "1.1")
+
+        async def tracking_receive() -> Message:
+            message = await receive()
+            body.saw(message)
+            return message
+
+        async def reusing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and http1 and not body.complete:
+                with trio.move_on_after(DRAIN_TIMEOUT):
+                    await body.settled.wait()
+                if not body.complete:
+                    headers = [*message.get("headers", ()), (b"connection", b"close")]
+                    message = {**message, "headers": headers}
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                with trio.move_on_after(RECYCLE_TIMEOUT, shield=True):
+                    await send(message)
+            else:
+                await send(message)
+
+        await self.app(scope, tracking_receive, reusing_send)
+
+
 def hypercorn_config(host: str, port: int) -> Config:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.keep_alive_timeout = 5 * SECONDS
+    config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
     return config
 
 
@@ -104,7 +182,7 @@ async def run(
     behind = TrustedProxy(
         cast(ASGIApp, create_app(ctx)), parse_networks(ctx.settings.trusted_proxies)
     )
-    app = InFlightRequests(cast(ASGIApp, behind), ctx.ack_first)
+    app = InFlightRequests(ReusableConnections(cast(ASGIApp, behind)), ctx.ack_first)
     config = hypercorn_config(ctx.settings.host, bound_port(bound, ctx.settings.port))
     async with trio.open_nursery() as nursery:
         asgi = cast(Any, app)  # hypercorn's ASGI types are stricter than the protocol needs

@@ -3,6 +3,8 @@ loopback ports, configured from deploy/nginx/ia-comercial.conf as the install sc
 
 from __future__ import annotations
 
+import re
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -12,9 +14,12 @@ from pathlib import Path
 import httpx
 import trio
 
+from actors.ingress.server import DRAIN_LIMIT, KEEP_ALIVE_TIMEOUT
 from tests.conftest import ROOT, make_settings, require_system, running_suite
 from tests.e2e.process import free_port
 from tests.fakes.openai_server import Answer, FakeOpenAI, lead_json
+from tests.ingress.test_keepalive import KeepAliveClient, next_request_answered
+from tests.meta import META_ENV
 
 SITE = ROOT / "deploy" / "nginx" / "ia-comercial.conf"
 
@@ -166,3 +171,39 @@ async def test_the_suite_behind_nginx(tmp_path: Path, fake_llm: FakeOpenAI) -> N
             assert 429 in chat_codes and 400 in chat_codes
             hook_codes = await burst("/api/whatsapp/webhook", {"object": "x"})
             assert 429 not in hook_codes and set(hook_codes) == {503}  # no META_APP_SECRET
+
+
+async def test_a_refused_body_leaves_the_connections_usable(tmp_path: Path) -> None:
+    """nginx keeps its connections to the suite alive and lets 2 MiB through; the suite
+    refuses past 1 MiB. The next request, on the same client connection and so on the
+    same upstream one, is answered (it used to wait for proxy_read_timeout, then 504)."""
+    settings = make_settings(tmp_path, TRUSTED_PROXIES="127.0.0.1", **META_ENV)
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    async with (
+        running_suite(settings) as (suite, _client),
+        nginx_in_front(tmp_path, suite.url.removeprefix("http://")) as (_http, https_url),
+    ):
+        host, port = https_url.removeprefix("https://").rsplit(":", 1)
+        with trio.fail_after(30):
+            stream = await trio.open_ssl_over_tcp_stream(host, int(port), ssl_context=insecure)
+            async with stream:
+                client = KeepAliveClient(stream)
+                for path in ["/api/chat", "/api/whatsapp/webhook"] * 3:
+                    await client.send("POST", path, b"x" * 2 * 1024 * 1024)
+                    refusal = await client.response()
+                    assert refusal is not None and refusal.status == 413, path
+                    assert "demasiado grande" in refusal.body.decode()  # the suite's own 413
+                    assert await next_request_answered(client, refusal), path
+
+
+def test_the_shipped_limits_agree_with_the_suite() -> None:
+    """Every body nginx lets through is one the suite drains (so the upstream connection
+    is reused), and nginx forgets an idle upstream connection before the suite closes it."""
+    site = SITE.read_text()
+    body = re.search(r"client_max_body_size (\d+)m;", site)
+    idle = re.search(r"keepalive_timeout (\d+)s;", site)
+    assert body and idle
+    assert int(body[1]) * 1024 * 1024 <= DRAIN_LIMIT
+    assert int(idle[1]) < KEEP_ALIVE_TIMEOUT
