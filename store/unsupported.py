@@ -1,6 +1,8 @@
-"""What people sent that the assistant cannot read or does not answer (unsupported and
-malformed messages, media without text, reactions, edits, deletions, system notices): one
-row each, recorded once per (channel, kind, provider id), for the owner to see."""
+"""What people sent that the assistant cannot read or does not answer (unsupported messages,
+media without text, reactions, edits, deletions, system notices), and webhook items that
+could not be kept: kind `rejected` (a shape or value Meta never sends, with the reason) and
+kind `error` (a bug of ours met while reading or storing the item). One row each, recorded
+once per (channel, kind, provider id), for the owner to see."""
 
 from __future__ import annotations
 

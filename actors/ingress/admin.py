@@ -25,7 +25,7 @@ from store.lead_reports import LeadFilter
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
-from .responses import error_response, json_response
+from .responses import error_response, json_response, read_json_object
 
 MAX_PAGE = 200
 MAX_REPLY_CHARS = 4000
@@ -142,9 +142,9 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     @bp.patch("/api/leads/<int:lead_id>")
     @auth.required
     async def update_lead(lead_id: int) -> Response:
-        body = await request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return error_response(400, "El cuerpo debe ser un objeto JSON")
+        body = await read_json_object(whole_text=True)
+        if isinstance(body, Response):
+            return body
         status, notes, contacted = (
             body.get("seguimiento"),
             body.get("notas"),
@@ -218,8 +218,10 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     @auth.required
     async def reply(conversation_id: int) -> Response:
         """A person's reply from the dashboard, through the same outbox as the bot's."""
-        body = await request.get_json(silent=True)
-        text = body.get("texto") if isinstance(body, dict) else None
+        body = await read_json_object(whole_text=True)
+        if isinstance(body, Response):
+            return body
+        text = body.get("texto")
         if not isinstance(text, str) or not text.strip():
             return error_response(400, "texto es obligatorio")
         if len(text) > MAX_REPLY_CHARS:
@@ -313,8 +315,10 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     @bp.put("/api/prompt")
     @auth.required
     async def write_prompt() -> Response:
-        body = await request.get_json(silent=True)
-        text = body.get("texto") if isinstance(body, dict) else None
+        body = await read_json_object(whole_text=True)
+        if isinstance(body, Response):
+            return body
+        text = body.get("texto")
         if not isinstance(text, str) or not text.strip():
             return error_response(400, "texto es obligatorio")
         if len(text) > MAX_PROMPT_CHARS:
@@ -326,8 +330,10 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     async def restore(kind: str, default: tuple[str, str]) -> tuple[str, int] | Response:
         """`{"version": id}` brings that version back; `{}` the kind's default. Either way
         a new version, so the history shows the restore."""
-        body = await request.get_json(silent=True)
-        wanted = body.get("version") if isinstance(body, dict) else None
+        body = await read_json_object(empty_ok=True, whole_text=True)
+        if isinstance(body, Response):
+            return body
+        wanted = body.get("version")
         if wanted is None:
             text, note = default
         elif isinstance(wanted, int) and (old := prompts.get(db, wanted, kind)) is not None:
@@ -360,7 +366,9 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     @bp.put("/api/strategy")
     @auth.required
     async def write_strategy() -> Response:
-        body = await request.get_json(silent=True)
+        body = await read_json_object(whole_text=True)
+        if isinstance(body, Response):
+            return body
         try:
             strategy = Strategy.model_validate(body)
         except ValidationError as exc:

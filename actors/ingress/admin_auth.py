@@ -23,7 +23,7 @@ from store import admin_sessions
 from store.admin_sessions import Session
 
 from .context import IngressContext
-from .responses import error_response, json_response
+from .responses import error_response, json_response, read_json_object
 
 COOKIE = "ia_admin"
 SECURE_COOKIE = "__Host-ia_admin"
@@ -135,8 +135,10 @@ class AdminAuth:
                 response = error_response(429, "Demasiados intentos; espera un momento")
                 response.headers["Retry-After"] = str(int(wait) + 1)
                 return response
-            body = await request.get_json(silent=True)
-            password = body.get("password") if isinstance(body, dict) else None
+            body = await read_json_object(whole_text=True)
+            if isinstance(body, Response):
+                return body  # (the attempt stays counted)
+            password = body.get("password")
             if not isinstance(password, str) or not self.password_ok(password):
                 return error_response(401, "Contraseña incorrecta")  # the attempt stays counted
             self.throttle.succeeded(client)

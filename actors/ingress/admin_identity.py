@@ -10,7 +10,7 @@ from store import leads
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
-from .responses import error_response, json_response
+from .responses import error_response, json_response, read_json_object
 
 
 def create_identity_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
@@ -46,8 +46,10 @@ def create_identity_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
     @bp.post("/api/leads/<int:lead_id>/unir")
     @auth.required
     async def merge(lead_id: int) -> Response:
-        body = await request.get_json(silent=True)
-        other = body.get("con") if isinstance(body, dict) else None
+        body = await read_json_object(whole_text=True)
+        if isinstance(body, Response):
+            return body
+        other = body.get("con")
         if not isinstance(other, int) or isinstance(other, bool):
             return error_response(400, "con: el número del lead que se une a este")
         for candidate in (lead_id, other):

@@ -12,7 +12,7 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeGuard
 
 import trio
 from quart import Blueprint, Response, request
@@ -21,7 +21,7 @@ from actors.messages import InboundMessage, LeadView, ReplyChunk, ReplyEvent, Tu
 from store import conversations, leads, messages, sandbox
 
 from .context import IngressContext
-from .responses import error_response, json_response, read_json_object
+from .responses import error_response, has_lone_surrogate, json_response, read_json_object
 
 log = logging.getLogger("ingress.chat")
 
@@ -29,7 +29,8 @@ MAX_MESSAGE_CHARS = 4000
 REPLY_SLOT_BUFFER = 64
 HAND_OFF_TIMEOUT = 2.0  # seconds to queue a message for the conversation actor
 RETRY_AFTER_SECONDS = 5
-_SESSION_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+_SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # always with fullmatch: "$" allows "\n"
+BROKEN_CHARACTER = "contiene un carácter inválido (por ejemplo, un emoji cortado)"
 
 
 def lead_json(lead: LeadView) -> dict[str, Any]:
@@ -64,10 +65,11 @@ def _validate_chat(body: dict[str, Any]) -> tuple[str, str | None, list[dict[str
     if not isinstance(message, str) or not message.strip():
         problems.append({"campo": "message", "mensaje": "El mensaje no puede estar vacío"})
         message = ""
+    elif has_lone_surrogate(message):  # valid JSON, but no text that can be stored or sent
+        problems.append({"campo": "message", "mensaje": f"El mensaje {BROKEN_CHARACTER}"})
+        message = ""
     session_id = body.get("sessionId")
-    if session_id is not None and (
-        not isinstance(session_id, str) or not _SESSION_ID.match(session_id)
-    ):
+    if session_id is not None and not valid_session_id(session_id):
         problems.append(
             {
                 "campo": "sessionId",
@@ -76,6 +78,10 @@ def _validate_chat(body: dict[str, Any]) -> tuple[str, str | None, list[dict[str
         )
         session_id = None
     return message.strip(), session_id, problems
+
+
+def valid_session_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and _SESSION_ID.fullmatch(value) is not None
 
 
 def new_session_id() -> str:
@@ -102,7 +108,7 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
         if isinstance(body, Response):
             return body
         session_id = body.get("sessionId")
-        if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+        if not valid_session_id(session_id):
             return error_response(
                 400,
                 "El sessionId es requerido",
@@ -121,7 +127,7 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
 
     @bp.get("/api/chat/session/<session_id>")
     async def session(session_id: str) -> Response:
-        if not _SESSION_ID.match(session_id) or is_sandbox_session(session_id):
+        if not valid_session_id(session_id) or is_sandbox_session(session_id):
             return error_response(
                 400, "sessionId inválido", [{"campo": "sessionId", "mensaje": "sessionId inválido"}]
             )
@@ -266,7 +272,7 @@ async def _stream_reply(
             )
 
     response = Response(events(), status=200, content_type="text/event-stream; charset=utf-8")
-    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None
     return response

@@ -21,16 +21,16 @@ from actors.messages import InboundMessage
 from store import conversations, messages, sandbox
 
 from .admin_auth import AdminAuth, Handler
-from .chat import answer, new_session_id, read_chat_request
+from .chat import BROKEN_CHARACTER, answer, new_session_id, read_chat_request
 from .context import IngressContext
 from .meta import InboundEvent
-from .responses import error_response, json_response
+from .responses import error_response, has_lone_surrogate, json_response, read_json_object
 from .webhooks import store_batch
 
 SIMULATED = sandbox.KEY_PREFIX
 CHANNELS = ("whatsapp", "instagram", "web")
 MAX_CHARS = 4000
-_WHO = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_WHO = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # with fullmatch: "$" would allow a "\n"
 LOG_IN = "Inicia sesión en el panel (/dashboard) para usar la demo y la simulación"
 
 
@@ -81,13 +81,16 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
     async def simulate(channel: str) -> Response:
         if channel not in CHANNELS:
             return error_response(404, f"Canal desconocido; usa {', '.join(CHANNELS)}")
-        body = await request.get_json(silent=True)
-        who = body.get("de") if isinstance(body, dict) else None
-        text = body.get("mensaje") if isinstance(body, dict) else None
-        if not isinstance(who, str) or not _WHO.match(who):
+        body = await read_json_object()
+        if isinstance(body, Response):
+            return body
+        who, text = body.get("de"), body.get("mensaje")
+        if not isinstance(who, str) or not _WHO.fullmatch(who):
             return error_response(400, "de: letras, números, . _ - (hasta 64)")
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_CHARS:
             return error_response(400, f"mensaje: texto de 1 a {MAX_CHARS} caracteres")
+        if has_lone_surrogate(text):
+            return error_response(400, f"mensaje: {BROKEN_CHARACTER}")
         sender = SIMULATED + who
         if channel == "web":
             with db.transaction():
@@ -101,7 +104,7 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
                 channel, sender, f"sim-{uuid.uuid4().hex}", int(time.time() * 1000),
                 "text", text.strip(), True,
             )  # fmt: skip
-            notices = store_batch(ctx, [event], [])
+            notices = store_batch(ctx, [event], []).fresh
             conversation_id = notices[0].conversation_id
         for notice in notices:
             try:
@@ -116,7 +119,7 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
         """What simulated people received. The owner sees the whole sandbox (or one person
         with `?de=`); a visitor of a public demo only the person they simulate."""
         who = request.args.get("de")
-        if who is not None and not _WHO.match(who):
+        if who is not None and not _WHO.fullmatch(who):
             return error_response(400, "de: letras, números, . _ - (hasta 64)")
         if who is None and not owner_logged_in(ctx, auth):
             return error_response(400, "de es obligatorio: la persona simulada que quieres ver")

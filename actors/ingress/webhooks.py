@@ -3,20 +3,30 @@
 GET answers Meta's verify handshake. POST checks `X-Hub-Signature-256` against the raw body,
 reads every message and status of the batch, commits them (duplicates ignored by the store's
 unique (channel, external id)) and only then answers 200, at once: no model call happens on
-the request path. Only a bad signature, a body that is not JSON or the wrong `object` is a
-4xx: what the assistant cannot read (and reactions, edits, deletions, malformed items) is
-recorded for the owner (`store/unsupported.py`), never a reason to refuse the batch.
+the request path. Only a bad signature, a body that is not JSON (nested deeper than the JSON
+reader goes, too) or the wrong `object` is a 4xx: what the assistant cannot read (and
+reactions, edits, deletions, items Meta never sends) is recorded for the owner
+(`store/unsupported.py`), never a reason to refuse the batch.
+
+Each item is committed on its own, so a bug met with one item (reading or storing it) costs
+only that item: it is logged with its traceback (never its data), counted in the answer's
+`errors` and recorded as an `error` for the owner, and the batch still gets its 200. A store
+that cannot write (busy, full, read-only, or unable to record even the error) answers 500,
+so that Meta delivers the batch again.
 The conversation actor hears of new rows through a notice; if its inbox is full the rows wait
 in the store, where the actor's sweep finds them."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import json
 import logging
+import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import apsw
 import trio
 from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -28,8 +38,10 @@ from store.unsupported import UnsupportedEvent
 
 from .context import IngressContext
 from .meta import (
+    FAILED,
     SIGNATURE_HEADER,
     InboundEvent,
+    Item,
     Notice,
     PayloadError,
     StatusEvent,
@@ -38,7 +50,7 @@ from .meta import (
     parse_whatsapp,
     signature_valid,
 )
-from .responses import error_response, json_response
+from .responses import error_response, json_problem, json_response, loads_json
 
 log = logging.getLogger("ingress.webhooks")
 
@@ -112,15 +124,16 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
         if not signature_valid(secret, raw, header):
             return error_response(403, "Firma inválida")
         try:
-            batch = parse(json.loads(raw))
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            # json's own errors are ValueErrors too; PayloadError says what is wrong.
-            reason = str(exc) if isinstance(exc, PayloadError) else "JSON inválido"
+            batch = parse(loads_json(raw))
+        except (ValueError, RecursionError) as exc:  # PayloadError is a ValueError too
+            reason = str(exc) if isinstance(exc, PayloadError) else json_problem(exc)
             return error_response(400, "Webhook inválido", [{"campo": "body", "mensaje": reason}])
         for problem in batch.problems:
             log.warning("%s webhook: %s (the rest of the batch is read)", channel, problem)
-        fresh = store_batch(ctx, batch.inbound, batch.statuses, batch.notices)
-        for notice in fresh:
+        for error in batch.errors:
+            _log_bug(channel, f"reading {error.where}", error.error)
+        stored = store_batch(ctx, batch.inbound, batch.statuses, batch.notices)
+        for notice in stored.fresh:
             try:
                 ctx.inbox.send_nowait(notice)
             except trio.WouldBlock:
@@ -131,6 +144,8 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
                 "received": len(batch.inbound),
                 "statuses": len(batch.statuses),
                 "notices": len(batch.notices),
+                "rejected": batch.rejected,
+                "errors": len(batch.errors) + stored.errors,
             }
         )
 
@@ -138,72 +153,133 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
     return receive
 
 
+@dataclass
+class StoredBatch:
+    """What `store_batch` did: notices for the conversation actor about new rows, and how many
+    items failed (each logged and recorded as an `error`)."""
+
+    fresh: list[InboundMessage] = field(default_factory=list)
+    errors: int = 0
+
+
 def store_batch(
     ctx: IngressContext,
     inbound: Sequence[InboundEvent],
     statuses: Sequence[StatusEvent],
     notices: Sequence[Notice] = (),
-) -> list[InboundMessage]:
-    """Commit a webhook's messages, notices and receipts in one transaction; notices for
-    the conversation actor about new rows."""
-    fresh: list[InboundMessage] = []
+) -> StoredBatch:
+    """Commit a webhook's messages (in Meta's order), notices and receipts, each in a
+    transaction of its own (so call it outside one): an item that fails is recorded as an
+    `error` and its neighbours are stored. Raises only when even that record fails."""
+    result = StoredBatch()
+    items: list[Item] = [*sorted(inbound, key=lambda e: e.timestamp_ms), *notices, *statuses]
+    for item in items:
+        try:
+            with ctx.db.transaction():
+                stored = _store_item(ctx, item)
+        except Exception as exc:
+            if _store_failure(exc):
+                raise
+            _record_failure(ctx, item, exc)
+            result.errors += 1
+            continue
+        if stored is not None:
+            result.fresh.append(InboundMessage.of(stored))
+    return result
+
+
+def _store_item(ctx: IngressContext, item: Item) -> messages.StoredMessage | None:
+    """One item's rows; the stored message when it is a new one."""
     db = ctx.db
-    with db.transaction():
-        for event in sorted(inbound, key=lambda e: e.timestamp_ms):
-            conversation = conversations.open_conversation(db, event.channel, event.sender)
-            stored = messages.add_inbound(
-                db,
-                conversation.id,
-                event.channel,
-                event.text,
-                event.external_id,
-                provider_ts=event.timestamp_ms,
-                kind="text" if event.has_text else event.kind,
-            )
-            if stored is None:
-                continue
-            fresh.append(InboundMessage.of(stored))
-            if event.unreadable:
-                unsupported.record(
-                    db,
-                    UnsupportedEvent(
-                        event.channel,
-                        event.external_id,
-                        event.kind,
-                        event.unreadable,
-                        event.sender,
-                        conversation.id,
-                        stored.id,
-                        event.timestamp_ms,
-                    ),
-                )
-        for notice in notices:
-            # A person's notice belongs to their conversation (so deleting them deletes it).
-            conversation_id = (
-                conversations.open_conversation(db, notice.channel, notice.sender).id
-                if notice.sender
-                else None
-            )
+    if isinstance(item, StatusEvent):
+        outbox.record_status(
+            db,
+            item.channel,
+            item.provider_message_id,
+            item.status,
+            item.timestamp_ms,
+            item.error_code,
+            item.error_title,
+        )
+        return None
+    # A person's message or notice belongs to their conversation (deleting them deletes it).
+    conversation_id = (
+        conversations.open_conversation(db, item.channel, item.sender).id if item.sender else None
+    )
+    if isinstance(item, Notice):
+        unsupported.record(
+            db,
+            UnsupportedEvent(
+                item.channel,
+                item.external_id,
+                item.kind,
+                item.reason,
+                item.sender,
+                conversation_id,
+                provider_ts=item.timestamp_ms,
+            ),
+        )
+        return None
+    assert conversation_id is not None
+    stored = messages.add_inbound(
+        db,
+        conversation_id,
+        item.channel,
+        item.text,
+        item.external_id,
+        provider_ts=item.timestamp_ms,
+        kind="text" if item.has_text else item.kind,
+    )
+    if stored is not None and item.unreadable:
+        unsupported.record(
+            db,
+            UnsupportedEvent(
+                item.channel,
+                item.external_id,
+                item.kind,
+                item.unreadable,
+                item.sender,
+                conversation_id,
+                stored.id,
+                item.timestamp_ms,
+            ),
+        )
+    return stored
+
+
+def _store_failure(exc: Exception) -> bool:
+    """The store cannot write now (busy, locked, full, read-only, I/O): never one item's fault,
+    so the batch gets a 500 and Meta delivers it again. A constraint or a value the database
+    refuses is the item's (a bug of ours, or a value no check foresaw)."""
+    item_errors = (apsw.ConstraintError, apsw.MismatchError, apsw.TooBigError, apsw.RangeError)
+    return isinstance(exc, apsw.Error) and not isinstance(exc, item_errors)
+
+
+def _record_failure(ctx: IngressContext, item: Item, exc: Exception) -> None:
+    """Log and record an item that could not be stored: a bug of ours, or a value no check
+    foresaw. If the store cannot take even this record, it is the store that fails: the
+    original error goes up, the batch gets a 500 and Meta delivers it again."""
+    _log_bug(item.channel, f"storing an item ({type(item).__name__})", exc)
+    # Stable across redeliveries, and computed from nothing that can fail to encode.
+    digest = hashlib.sha256(repr(item).encode("utf-8", "backslashreplace")).hexdigest()[:32]
+    reason = f"error interno al guardar este elemento ({type(exc).__name__})"
+    try:
+        with ctx.db.transaction():
             unsupported.record(
-                db,
-                UnsupportedEvent(
-                    notice.channel,
-                    notice.external_id,
-                    notice.kind,
-                    notice.reason,
-                    notice.sender,
-                    conversation_id,
-                    provider_ts=notice.timestamp_ms,
-                ),
+                ctx.db, UnsupportedEvent(item.channel, f"sha256:{digest}", FAILED, reason)
             )
-        for status in statuses:
-            outbox.record_status(
-                db,
-                status.channel,
-                status.provider_message_id,
-                status.status,
-                status.timestamp_ms,
-                status.error_code,
-                status.error_title,
-            )
-    return fresh
+    except Exception as again:
+        raise exc from again
+
+
+def _log_bug(channel: str, doing: str, exc: BaseException) -> None:
+    """The traceback's frames and the exception's type, never its message: that may quote
+    what a person wrote."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error(
+        "%s webhook: %s %s; the item is recorded as an error, the rest of the batch is stored\n%s",
+        channel,
+        type(exc).__name__,
+        doing,
+        frames,
+    )

@@ -5,15 +5,30 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import apsw
+import pytest
 import trio
 
+from actors.ingress import meta
+from store import messages, unsupported
 from store.db import Database
 from tests.conftest import DATA, KNOWN_SECRET, make_settings, running_suite
 from tests.fakes.openai_server import FakeOpenAI, Stall
-from tests.meta import APP_SECRET, META_ENV, post_signed, sign
+from tests.meta import (
+    APP_SECRET,
+    META_ENV,
+    encode,
+    instagram_body,
+    instagram_event,
+    post_signed,
+    sign,
+    whatsapp_body,
+    whatsapp_message,
+)
 
 WEBHOOKS = DATA / "webhooks"
 
@@ -141,11 +156,11 @@ async def test_odd_items_never_reject_the_batch(tmp_path: Path) -> None:
             "text": {"body": "Hola"}}  # fmt: skip
     odd = [
         {"type": "text", "text": {"body": "x"}},  # no sender, no id
-        {"from": "569", "id": "wamid.odd-1", "timestamp": "1", "type": "interactive",
+        {"from": "569", "id": "wamid.odd-1", "timestamp": "1764230001", "type": "interactive",
          "interactive": {"button_reply": "Sí"}},
-        {"from": "569", "id": "wamid.odd-2", "timestamp": "1", "type": "image",
+        {"from": "569", "id": "wamid.odd-2", "timestamp": "1764230002", "type": "image",
          "image": "not-an-object"},
-        {"from": "569", "id": "wamid.odd-3", "timestamp": "1", "type": "text",
+        {"from": "569", "id": "wamid.odd-3", "timestamp": "1764230003", "type": "text",
          "text": {"body": ["a", "list"]}},
         {"from": "569", "id": "wamid.odd-4", "timestamp": "yesterday", "type": "text",
          "text": {"body": "x"}},
@@ -200,14 +215,25 @@ async def test_odd_items_never_reject_the_batch(tmp_path: Path) -> None:
             assert r.status_code == 200, (body, r.text)
         assert [row["external_id"] for row in inbound_rows(suite.db)] == ["wamid.good"]
         recorded = unsupported_rows(suite.db)
-        assert len(recorded) == len(odd) + 5  # every odd message, the opt-in is not one
-        assert all(row["reason"].startswith("mensaje malformado") for row in recorded)
+        # Every odd message and receipt is recorded as rejected; the opt-in is not one.
+        assert len(recorded) == len(odd) + 2 + 5
+        assert {row["kind"] for row in recorded} == {"rejected"}
+        receipts = [row for row in recorded if row["reason"].startswith("recibo de entrega")]
+        assert [row["reason"] for row in receipts] == [
+            "recibo de entrega malformado: falta id",
+            "recibo de entrega malformado: entry[0].changes[0].statuses[1] no es un objeto",
+        ]
+        assert all(
+            row["reason"].startswith("mensaje malformado")
+            for row in recorded
+            if row not in receipts
+        )
         by_id = {row["external_id"]: row for row in recorded}
         assert (
             "messages[1].interactive.button_reply debe ser un objeto"
             in (by_id["wamid.odd-1"]["reason"])
         )
-        assert by_id["wamid.odd-4"]["reason"] == "mensaje malformado: falta fecha"
+        assert by_id["wamid.odd-4"]["reason"] == "mensaje malformado: fecha inválida"
         assert by_id["wamid.odd-3"]["sender"] == "569"
 
 
@@ -216,7 +242,14 @@ async def test_every_message_and_status_of_a_batch_is_read_once(tmp_path: Path) 
         raw = fixture("whatsapp_batch.json")
         r = await post_signed(client, "whatsapp", raw)
         assert r.status_code == 200
-        assert r.json() == {"success": True, "received": 7, "statuses": 2, "notices": 1}
+        assert r.json() == {
+            "success": True,
+            "received": 7,
+            "statuses": 2,
+            "notices": 1,
+            "rejected": 0,
+            "errors": 0,
+        }
         again = await post_signed(client, "whatsapp", raw)  # Meta redelivers
         assert again.status_code == 200
         rows = inbound_rows(suite.db)
@@ -315,3 +348,153 @@ async def test_acknowledged_at_once_while_the_model_is_slow(
             while len(fake_llm.requests) < 5:  # the model is working on them meanwhile
                 await trio.sleep(0.05)
         assert len(inbound_rows(suite.db)) == 5
+
+
+async def test_hostile_values_reject_their_item_and_never_a_neighbour(tmp_path: Path) -> None:
+    """Issue 12: each of these answered 500, and the valid message beside it was lost on
+    every redelivery."""
+    good = whatsapp_message("56912340000", "wamid.neighbour", "Hola, ¿precio?")
+    odd = [
+        whatsapp_message("569", "wamid.ts-huge", "x", ts=10**30),
+        {**whatsapp_message("569", "wamid.ts-inf", "x"), "timestamp": 1e999},
+        {**whatsapp_message("569", "wamid.ts-negative", "x"), "timestamp": -5},
+        whatsapp_message("569", "wamid.id-\ud83d", "x"),
+        whatsapp_message("569", "wamid." + "x" * 600, "x"),
+        {**whatsapp_message("569", "wamid.ts-float", "x"), "timestamp": 1764230000.5},
+    ]
+    broken_emoji = whatsapp_message("56912340001", "wamid.broken-emoji", "hola \ud83d!")
+    receipts = [
+        {"id": "wamid.ours-1", "status": "failed", "timestamp": 10**30,
+         "errors": [{"code": 10**30, "title": {"an": "object"}}]},
+        {"id": "wamid.ours-2", "status": "failed", "errors": [{"code": "9" * 30, "title": "x"}]},
+        {"id": "wamid.ours-\udc00", "status": "read"},
+    ]  # fmt: skip
+    whatsapp = encode(whatsapp_body([*odd, broken_emoji, good], receipts))
+    instagram = encode(
+        instagram_body(
+            [
+                instagram_event("61234", "mid.ts-huge", "x", ts_ms=10**30),
+                instagram_event("\ud83d", "mid.sender", "x"),
+                instagram_event("61235", "mid.text", "cuánto \ud83d\ud83d cuesta"),
+                {**instagram_event("61234", "mid.reaction", ""), "message": None,
+                 "reaction": {"mid": {"an": "object"}, "emoji": "\ud83d"}},
+                instagram_event("61236", "mid.neighbour", "Hola"),
+            ],
+            ts_ms=10**30,
+        )
+    )  # fmt: skip
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        for _delivery in ("first", "redelivered"):
+            r = await post_signed(client, "whatsapp", whatsapp)
+            assert r.status_code == 200, r.text
+            assert r.json()["rejected"] == len(odd) + 1 and r.json()["errors"] == 0
+            r = await post_signed(client, "instagram", instagram)
+            assert r.status_code == 200, r.text
+            assert r.json()["rejected"] == 2 and r.json()["errors"] == 0
+        stored = {row["external_id"]: row["content"] for row in inbound_rows(suite.db)}
+        assert stored == {
+            "wamid.neighbour": "Hola, ¿precio?",
+            "wamid.broken-emoji": "hola \ufffd!",  # the rest of what the person wrote is kept
+            "mid.text": "cuánto \ufffd\ufffd cuesta",
+            "mid.neighbour": "Hola",
+        }
+        rejected = [row for row in unsupported_rows(suite.db) if row["kind"] == "rejected"]
+        assert [row["reason"] for row in rejected] == [
+            "mensaje malformado: fecha inválida",
+            "mensaje malformado: fecha inválida",
+            "mensaje malformado: fecha inválida",
+            "mensaje malformado: id inválido",
+            "mensaje malformado: id inválido",
+            "mensaje malformado: fecha inválida",
+            "recibo de entrega malformado: id inválido",
+            "mensaje malformado: fecha inválida",
+            "mensaje malformado: remitente inválido",
+        ]
+        assert [row["external_id"] for row in rejected[:3]] == [
+            "wamid.ts-huge",
+            "wamid.ts-inf",
+            "wamid.ts-negative",
+        ]
+        reaction = next(row for row in unsupported_rows(suite.db) if row["kind"] == "reaction")
+        assert reaction["reason"] == "reaccionó \ufffd a un mensaje"
+        assert suite.db is not None
+        assert suite.db.all(
+            "SELECT provider_message_id, status, error_code, error_title, provider_ts"
+            " FROM delivery_statuses ORDER BY id"
+        ) == [  # a receipt keeps its id and state; an absurd code, title or time is left out
+            {"provider_message_id": "wamid.ours-1", "status": "failed", "error_code": None,
+             "error_title": None, "provider_ts": None},
+            {"provider_message_id": "wamid.ours-2", "status": "failed", "error_code": None,
+             "error_title": "x", "provider_ts": None},
+        ]  # fmt: skip
+
+
+async def test_a_bug_with_one_item_costs_only_that_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defence in depth: an exception no check foresaw, reading or storing one item, is
+    logged (traceback, never the person's words), counted and recorded for the owner; the
+    neighbours are stored and Meta gets its 200."""
+    read = meta._whatsapp_reading
+    add_inbound = messages.add_inbound
+
+    def reading_with_a_bug(kind: str, message: dict[str, Any], *args: Any) -> Any:
+        if message["id"] == "wamid.read-bug":
+            raise TypeError(message["text"]["body"])  # as a careless message might
+        return read(kind, message, *args)
+
+    def storing_with_a_bug(db: Database, conversation_id: int, channel: str, text: str,
+                           *args: Any, **kwargs: Any) -> Any:  # fmt: skip
+        if "guardar" in text:
+            raise OverflowError(text)
+        return add_inbound(db, conversation_id, channel, text, *args, **kwargs)
+
+    monkeypatch.setattr(meta, "_whatsapp_reading", reading_with_a_bug)
+    monkeypatch.setattr(messages, "add_inbound", storing_with_a_bug)
+    raw = encode(
+        whatsapp_body(
+            [
+                whatsapp_message("569", "wamid.read-bug", "secreto al leer"),
+                whatsapp_message("569", "wamid.store-bug", "secreto al guardar"),
+                whatsapp_message("56912340000", "wamid.neighbour", "Hola"),
+            ]
+        )
+    )
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        for _delivery in ("first", "redelivered"):
+            r = await post_signed(client, "whatsapp", raw)
+            assert r.status_code == 200 and r.json()["errors"] == 2, r.text
+        assert [row["external_id"] for row in inbound_rows(suite.db)] == ["wamid.neighbour"]
+        errors = [row for row in unsupported_rows(suite.db) if row["kind"] == "error"]
+        assert sorted(row["reason"] for row in errors) == [  # once each, delivered twice
+            "error interno al guardar este elemento (OverflowError)",
+            "error interno al leer este elemento (TypeError)",
+        ]
+        logged = [r for r in caplog.records if r.name == "ingress.webhooks"]
+        assert len(logged) == 4 and all(r.levelname == "ERROR" for r in logged)
+        text = "\n".join(r.getMessage() for r in logged)
+        assert "reading_with_a_bug" in text and "storing_with_a_bug" in text  # the traceback
+        assert "secreto" not in text
+
+
+async def test_a_store_that_cannot_write_answers_500_so_meta_delivers_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(error: Exception) -> Callable[..., Any]:
+        def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise error
+
+        return fail
+
+    raw = encode(whatsapp_body([whatsapp_message("56912340000", "wamid.later", "Hola")]))
+    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+        with monkeypatch.context() as patch:  # the store is busy: not the item's fault
+            patch.setattr(messages, "add_inbound", failing(apsw.BusyError("database is locked")))
+            assert (await post_signed(client, "whatsapp", raw)).status_code == 500
+        with monkeypatch.context() as patch:  # a bug, and the store cannot even record it
+            patch.setattr(messages, "add_inbound", failing(TypeError("a bug")))
+            patch.setattr(unsupported, "record", failing(apsw.FullError("disk is full")))
+            assert (await post_signed(client, "whatsapp", raw)).status_code == 500
+        assert unsupported_rows(suite.db) == []
+        assert (await post_signed(client, "whatsapp", raw)).status_code == 200  # redelivered
+        assert [row["external_id"] for row in inbound_rows(suite.db)] == ["wamid.later"]
