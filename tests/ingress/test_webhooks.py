@@ -13,7 +13,7 @@ import apsw
 import pytest
 import trio
 
-from actors.ingress import meta
+from actors.ingress.meta import whatsapp as meta_whatsapp
 from store import messages, unsupported
 from store.db import Database
 from tests.conftest import DATA, KNOWN_SECRET, make_settings, running_suite
@@ -435,7 +435,7 @@ async def test_a_bug_with_one_item_costs_only_that_item(
     """Defence in depth: an exception no check foresaw, reading or storing one item, is
     logged (traceback, never the person's words), counted and recorded for the owner; the
     neighbours are stored and Meta gets its 200."""
-    read = meta._whatsapp_reading
+    read = meta_whatsapp._whatsapp_reading
     add_inbound = messages.add_inbound
 
     def reading_with_a_bug(kind: str, message: dict[str, Any], *args: Any) -> Any:
@@ -449,7 +449,7 @@ async def test_a_bug_with_one_item_costs_only_that_item(
             raise OverflowError(text)
         return add_inbound(db, conversation_id, channel, text, *args, **kwargs)
 
-    monkeypatch.setattr(meta, "_whatsapp_reading", reading_with_a_bug)
+    monkeypatch.setattr(meta_whatsapp, "_whatsapp_reading", reading_with_a_bug)
     monkeypatch.setattr(messages, "add_inbound", storing_with_a_bug)
     raw = encode(
         whatsapp_body(
