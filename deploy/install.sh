@@ -23,7 +23,8 @@ apt-get install -y -q python3 python3-venv nginx certbot ufw rsync
 
 id ia-comercial >/dev/null 2>&1 ||
   useradd --system --home-dir "$DATA_DIR" --shell /usr/sbin/nologin ia-comercial
-install -d -o ia-comercial -g ia-comercial -m 0750 "$DATA_DIR" "$DATA_DIR/backups" "$LOG_DIR"
+install -d -o ia-comercial -g ia-comercial -m 0750 "$DATA_DIR" "$DATA_DIR/backups" "$LOG_DIR" \
+  "$DATA_DIR/config"
 install -d -o root -g ia-comercial -m 0750 "$CONF_DIR"
 install -d "$ACME_ROOT"
 
@@ -38,8 +39,17 @@ python3 -m venv "$APP_DIR/.venv"
 [ -f "$CONF_DIR/ia-comercial.env" ] ||
   install -o root -g ia-comercial -m 0640 "$APP_DIR/deploy/ia-comercial.env.example" \
     "$CONF_DIR/ia-comercial.env"
-[ -f "$CONF_DIR/business.json" ] ||
-  install -o root -g ia-comercial -m 0640 "$APP_DIR/config/business.json" "$CONF_DIR/"
+# business.json is the owner's to edit from the dashboard: it lives with the service's data
+# (the unit lets it write only /var/lib and /var/log). An older install kept it in /etc.
+if [ ! -f "$DATA_DIR/config/business.json" ]; then
+  source_json="$APP_DIR/config/business.json"
+  [ -f "$CONF_DIR/business.json" ] && source_json="$CONF_DIR/business.json"
+  install -o ia-comercial -g ia-comercial -m 0640 "$source_json" "$DATA_DIR/config/business.json"
+fi
+if grep -q '^BUSINESS_CONFIG=/etc/ia-comercial/business.json' "$CONF_DIR/ia-comercial.env"; then
+  sed -i 's|^BUSINESS_CONFIG=.*|BUSINESS_CONFIG=/var/lib/ia-comercial/config/business.json|' \
+    "$CONF_DIR/ia-comercial.env"
+fi
 [ -f "$CONF_DIR/systemPrompt.txt" ] ||
   install -o root -g ia-comercial -m 0640 "$APP_DIR/prompts/systemPrompt.txt" "$CONF_DIR/"
 

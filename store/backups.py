@@ -61,7 +61,7 @@ def take(db_path: Path, backup_dir: Path, now: datetime | None = None) -> Backup
             source.close()
         problem = integrity_problem(partial)
         if problem:
-            raise BackupError(f"la copia no pasó integrity_check: {problem}")
+            raise BackupError(f"the copy failed integrity_check: {problem}")
         os.replace(partial, final)
     except (apsw.Error, OSError, BackupError) as exc:
         with contextlib.suppress(OSError):
@@ -80,7 +80,7 @@ def take(db_path: Path, backup_dir: Path, now: datetime | None = None) -> Backup
 def integrity_problem(path: Path) -> str | None:
     """None when `path` is a sound SQLite database, else what is wrong."""
     if not path.is_file():
-        return "no existe"
+        return "no such file"
     try:
         connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         connection.set_busy_timeout(BUSY_TIMEOUT_MS)
@@ -89,7 +89,7 @@ def integrity_problem(path: Path) -> str | None:
         finally:
             connection.close()
     except apsw.Error as exc:
-        return f"no es una base SQLite legible ({type(exc).__name__})"
+        return f"not a readable SQLite database ({type(exc).__name__})"
     return None if rows == ["ok"] else "; ".join(rows[:5])
 
 
@@ -150,7 +150,7 @@ def held(db_path: Path) -> Iterator[IO[bytes]]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BackupError(
-                f"otra instancia de la suite ya usa {db_path} (detenla primero)"
+                f"another instance of the suite is using {db_path} (stop it first)"
             ) from None
         try:
             yield lock
@@ -166,7 +166,7 @@ def restore(db_path: Path, source: Path) -> Path | None:
     """Replace the database with `source`; returns where the replaced one was kept."""
     problem = integrity_problem(source)
     if problem:
-        raise BackupError(f"{source}: {problem}; no se restauró nada")
+        raise BackupError(f"{source}: {problem}; nothing was restored")
     with held(db_path):
         kept: Path | None = None
         if db_path.exists():

@@ -176,7 +176,7 @@ def _conversations(
         try:
             history = json.loads(row.get("historial") or "[]")
         except json.JSONDecodeError:
-            report.skipped.append(f"conversación {row['id']}: historial no es JSON")
+            report.skipped.append(f"conversation {row['id']}: its historial is not JSON")
             history = []
         channel = row.get("canal") if row.get("canal") in CHANNELS else "web"
         created = _iso(row.get("fecha_creacion"))

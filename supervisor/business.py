@@ -332,6 +332,84 @@ def load_business(path: Path) -> BusinessConfig:
         ) from None
 
 
+# What the dashboard shows for a field (Spanish, as the owner reads it); the CLI keeps
+# pydantic's English through `_reason`.
+_SPANISH = {
+    "missing": "es obligatorio",
+    "string_type": "debe ser texto",
+    "int_type": "debe ser un número entero",
+    "int_parsing": "debe ser un número entero",
+    "float_type": "debe ser un número",
+    "float_parsing": "debe ser un número",
+    "bool_type": "debe ser verdadero o falso",
+    "bool_parsing": "debe ser verdadero o falso",
+    "list_type": "debe ser una lista",
+    "dict_type": "debe ser un objeto",
+    "model_type": "debe ser un objeto",
+    "extra_forbidden": "no es un campo conocido",
+    "literal_error": "debe ser uno de: {expected}",
+    "enum": "debe ser uno de: {expected}",
+    "string_too_short": "debe tener al menos {min_length} caracteres",
+    "string_too_long": "debe tener como máximo {max_length} caracteres",
+    "too_short": "debe tener al menos {min_length} elementos",
+    "too_long": "debe tener como máximo {max_length} elementos",
+    "greater_than": "debe ser mayor que {gt}",
+    "greater_than_equal": "debe ser al menos {ge}",
+    "less_than": "debe ser menor que {lt}",
+    "less_than_equal": "debe ser como máximo {le}",
+}
+_SPANISH_VALUE_ERRORS = (
+    ("is not an e-mail address", "no es un correo válido"),
+    ("must be a time HH:MM", "debe ser una hora HH:MM (24 h)"),
+    ("unknown time zone", "zona horaria desconocida (por ejemplo America/Santiago)"),
+    ("unknown weekday", "día de la semana desconocido"),
+    ("not a key of urgencyWords", "no es una clave de urgencyWords"),
+    ("must be a colour", "debe ser un color como #6366f1"),
+)
+
+
+def _razon(error: Any) -> str:
+    """`_reason` in Spanish, for the owner's dashboard."""
+    template = _SPANISH.get(error["type"])
+    if template is not None:
+        try:
+            return template.format(**(error.get("ctx") or {}))
+        except (KeyError, IndexError):
+            return template.split(":")[0]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    for english, spanish in _SPANISH_VALUE_ERRORS:
+        if message.startswith(english):
+            return spanish
+    return message
+
+
+def field_errors(
+    exc: ValidationError, data: object, *, spanish: bool = False
+) -> list[tuple[str, str]]:
+    """Each field with a problem as (its path joined with dots, "services.0.price"; the
+    reasons): how an API names fields, where check-config writes "services[0].price". `data`
+    is what was validated: a path stops where it does, so that the member names pydantic adds
+    for a union ("price.float", "price.str") fold into the field's one path."""
+    reasons: dict[str, list[str]] = {}
+    for error in exc.errors():
+        loc = error["loc"] if error["type"] == "missing" else _within(error["loc"], data)
+        path = ".".join(map(str, loc)) or "(root)"
+        reasons.setdefault(path, []).append(_razon(error) if spanish else _reason(error))
+    return [(path, "; ".join(dict.fromkeys(why))) for path, why in reasons.items()]
+
+
+def _within(loc: tuple[int | str, ...], data: object) -> tuple[int | str, ...]:
+    """The longest start of `loc` that names something present in `data`."""
+    for depth, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return loc[:depth]
+    return loc
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:

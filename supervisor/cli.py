@@ -6,6 +6,7 @@ import argparse
 import errno
 import gc
 import logging
+import resource
 import signal
 import socket
 import sys
@@ -36,13 +37,16 @@ EXIT_OK = 0
 EXIT_GAVE_UP = 1
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+# Each visitor waiting for a reply holds a connection, each call to the model another: a
+# burst of 2,000 visitors needs some 2,300 descriptors, past the usual soft limit of 1,024.
+OPEN_FILES_WANTED = 65536
 
 E = TypeVar("E", bound=BaseException)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="ia-comercial", description="Asistente comercial con IA (suite de actores)."
+        prog="ia-comercial", description="AI sales assistant (a suite of supervised actors)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the suite (HTTP on HOST:PORT)")
@@ -320,6 +324,7 @@ def cmd_run() -> int:
         setup_logging(settings.log_dir, settings.log_level, settings.secrets())
     except OSError as exc:
         return _refuse(startup_problem("LOG_DIR", settings.log_dir, exc))
+    raise_open_files_limit()
     notifier = SystemdNotifier()
     code = EXIT_OK
     try:
@@ -334,6 +339,29 @@ def cmd_run() -> int:
     if code == EXIT_OK:
         log.info("stopped")
     return code
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit of open files toward the hard one (never lower it); the limit
+    in force. Past it a burst waits in the listen backlog, unaccepted, or is refused."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_WANTED)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open files: cannot raise the soft limit %d to %d: %s", soft, wanted, exc)
+        else:
+            log.info("open files: soft limit raised from %d to %d", soft, wanted)
+            soft = wanted
+    if soft != resource.RLIM_INFINITY and soft < OPEN_FILES_WANTED // 16:
+        log.warning(
+            "open files limited to %d (the hard limit): a burst of more visitors waits"
+            " unaccepted; raise it (systemd: LimitNOFILE=%d)",
+            soft,
+            OPEN_FILES_WANTED,
+        )
+    return soft
 
 
 def _check_port(settings: Settings) -> None:

@@ -99,9 +99,9 @@ async def _answer(data: bytes, suite: Controlled) -> dict[str, Any]:
     try:
         request = json.loads(data.decode() or "null")
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return {"ok": False, "error": "la petición no es JSON"}
+        return {"ok": False, "error": "the request is not JSON"}
     if not isinstance(request, dict):
-        return {"ok": False, "error": "la petición debe ser un objeto JSON"}
+        return {"ok": False, "error": "the request must be a JSON object"}
     command = request.get("command")
     if command == "status":
         return {
@@ -114,13 +114,13 @@ async def _answer(data: bytes, suite: Controlled) -> dict[str, Any]:
     if command == "restart":
         name = request.get("actor")
         if not isinstance(name, str):
-            return {"ok": False, "error": "falta el nombre del actor"}
+            return {"ok": False, "error": "the actor's name is missing"}
         try:
             await suite.restart_actor(name)
         except (KeyError, RuntimeError, trio.TooSlowError) as exc:
             return {"ok": False, "error": str(exc).strip("'\"")}
         return {"ok": True, "restarted": name}
-    return {"ok": False, "error": f"orden desconocida: {command!r}"}
+    return {"ok": False, "error": f"unknown command: {command!r}"}
 
 
 class NotRunning(Exception):
@@ -141,6 +141,6 @@ def request(path: Path, message: dict[str, Any]) -> dict[str, Any]:
                     break
                 answer += chunk
     except (FileNotFoundError, ConnectionRefusedError):
-        raise NotRunning(f"la suite no está en marcha (no responde en {path})") from None
+        raise NotRunning(f"the suite is not running (nothing answers on {path})") from None
     result: dict[str, Any] = json.loads(answer.decode())
     return result

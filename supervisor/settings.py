@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -32,6 +33,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "INSTAGRAM_ACCESS_TOKEN": ("INSTAGRAM_TOKEN", "INSTAGRAM_PAGE_ACCESS_TOKEN"),
     "SMTP_USER": ("EMAIL_USER",),
     "SMTP_PASSWORD": ("EMAIL_PASS", "EMAIL_PASSWORD"),
+    # Ours before the limit adapted: a fixed cap someone set stays a cap.
+    "LLM_MAX_CONCURRENCY": ("LLM_CONCURRENCY",),
 }
 GMAIL_HOST = "smtp.gmail.com"
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -57,7 +60,7 @@ class Settings:
     openai_max_retries: int = 3
     openai_temperature: float = 0.7
     openai_max_tokens: int = 500
-    llm_concurrency: int = 8
+    llm_max_concurrency: int = 512  # the model gate's ceiling; it starts lower and adapts
     history_max_tokens: int = 6000
     failpoints: str = ""
     meta_app_secret: str | None = None
@@ -93,6 +96,8 @@ class Settings:
     session_idle: float = 30 * 60 * SECONDS
     session_max: float = 12 * 3600 * SECONDS
     demo_mode: bool = False  # a public demo server: /demo and /api/simulate without a login
+    # Sites that may embed the chat (widget.js) and call the chat API from the browser.
+    allowed_origins: tuple[str, ...] = ()
     env_file: Path | None = field(default=None, compare=False)
 
     @property
@@ -173,7 +178,8 @@ def load_settings(
         openai_max_retries=reader.integer("OPENAI_MAX_RETRIES", 3, low=1, high=10),
         openai_temperature=reader.number("OPENAI_TEMPERATURE", 0.7, low=0.0, high=2.0),
         openai_max_tokens=reader.integer("OPENAI_MAX_TOKENS", 500, low=16, high=16384),
-        llm_concurrency=reader.integer("LLM_CONCURRENCY", 8, low=1, high=256),
+        # The OpenAI client keeps at most 1,000 connections: a higher limit would queue there.
+        llm_max_concurrency=reader.integer("LLM_MAX_CONCURRENCY", 512, low=1, high=1000),
         history_max_tokens=reader.integer("HISTORY_MAX_TOKENS", 6000, low=200, high=200_000),
         failpoints=reader.text("IA_FAILPOINTS", ""),
         meta_app_secret=reader.optional("META_APP_SECRET"),
@@ -211,6 +217,7 @@ def load_settings(
         session_idle=reader.minutes("SESSION_IDLE_MINUTES", 30),
         session_max=reader.minutes("SESSION_MAX_MINUTES", 12 * 60),
         demo_mode=reader.flag("DEMO_MODE", False),
+        allowed_origins=reader.origins("ALLOWED_ORIGINS"),
         env_file=env_path if from_file else None,
     )
     if reader.problems:
@@ -231,6 +238,43 @@ def _smtp(reader: _Reader) -> tuple[str | None, int, str]:
         secure = (reader.optional("SMTP_SECURE") or "").lower()
         security = "ssl" if secure in ("true", "1", "yes") else "starttls"
     return host, 465 if security == "ssl" else 587, security
+
+
+_HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def web_origin(text: str) -> str | None:
+    """`text` as the browser writes the origin (`https://www.example.cl`, lower case, no
+    default port, no trailing slash), or None when it is not one. Exact origins only: no
+    wildcard, since a CORS answer names the one origin it allows."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or parts.username is not None
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or "?" in text
+        or "#" in text
+    ):
+        return None
+    if ":" in host:  # IPv6, written in brackets
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+        host = f"[{host}]"
+    elif not _HOSTNAME.fullmatch(host):
+        return None
+    if port is None or port == _DEFAULT_PORTS[parts.scheme]:
+        return f"{parts.scheme}://{host}"
+    return f"{parts.scheme}://{host}:{port}"
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -375,6 +419,24 @@ class _Reader:
                 self._problem(name, f"{item!r} is not an IP address or network")
                 return ()
         return items
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        """Comma-separated web origins, each as a browser sends it in `Origin`."""
+        raw = self._raw(name)
+        if raw is None:
+            return ()
+        found: list[str] = []
+        for item in (p.strip() for p in raw.split(",") if p.strip()):
+            origin = web_origin(item)
+            if origin is None:
+                self._problem(
+                    name,
+                    f"{item!r} is not an origin such as https://www.example.cl"
+                    " (http or https, a host, an optional port; no path)",
+                )
+                return ()
+            found.append(origin)
+        return tuple(dict.fromkeys(found))
 
     def names(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
         raw = self._raw(name)

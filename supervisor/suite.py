@@ -14,6 +14,7 @@ from dataclasses import asdict
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Protocol
 
 import apsw
 import openai
@@ -23,6 +24,7 @@ from actors import backup, classifier, conversation, ingress, notifier
 from actors.ack_first import AckFirst
 from actors.conversation.brain import Brain
 from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
+from actors.conversation.model_gate import ModelGate
 from actors.conversation.offline import OfflineBrain
 from actors.conversation.prompt import system_prompt
 from actors.conversation.strategy import Strategy
@@ -46,6 +48,9 @@ log = logging.getLogger("suite")
 SECONDS = 1.0
 INBOX_BUFFER = 64
 CHANNELS = ("web", "whatsapp", "instagram")
+# The actors that build something from the business config when they start (the brain and
+# its prompts, the extractor and scorer, the follow-up schedule, the backup's time zone).
+BUILT_FROM_BUSINESS = ("backup", "notifier", "classifier", "conversation")
 
 
 def suite_version() -> str:
@@ -61,7 +66,13 @@ def load_rules(path: Path) -> str:
     except FileNotFoundError:
         raise ConfigProblem([(str(path), "(file)", "not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigProblem([(str(path), "(file)", f"cannot be read: {exc}")]) from None
+        raise ConfigProblem([(str(path), "(file)", f"cannot be read: {_why(exc)}")]) from None
+
+
+def _why(exc: OSError | UnicodeDecodeError) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # the path is told beside it
+    return str(exc)
 
 
 def startup_problem(setting: str, path: Path, exc: BaseException) -> ConfigProblem:
@@ -75,6 +86,18 @@ def startup_problem(setting: str, path: Path, exc: BaseException) -> ConfigProbl
     return ConfigProblem([(setting, str(path), why)])
 
 
+def _setting_to_change(setting: str, problem: ConfigProblem) -> list[tuple[str, str, str]]:
+    """A config file that is missing or unreadable is told as the setting that names it."""
+    told = []
+    for file, where, reason in problem.problems:
+        if where == "(file)":
+            relative = "" if Path(file).is_absolute() else f" (relative to {Path.cwd()})"
+            told.append((setting, file, f"{reason}{relative}; change {setting}"))
+        else:
+            told.append((file, where, reason))
+    return told
+
+
 def check_config(settings: Settings) -> tuple[BusinessConfig, str]:
     """Everything `run` needs from disk, validated; raises `ConfigProblem` listing it all."""
     problems: list[tuple[str, str, str]] = []
@@ -83,11 +106,11 @@ def check_config(settings: Settings) -> tuple[BusinessConfig, str]:
     try:
         business = load_business(settings.business_config)
     except ConfigProblem as exc:
-        problems += exc.problems
+        problems += _setting_to_change("BUSINESS_CONFIG", exc)
     try:
         rules = load_rules(settings.system_prompt_path)
     except ConfigProblem as exc:
-        problems += exc.problems
+        problems += _setting_to_change("SYSTEM_PROMPT_PATH", exc)
     try:
         Failpoints(settings.failpoints)
     except ConfigProblem as exc:
@@ -129,11 +152,16 @@ class Suite:
         self.notifier_stats = notifier.NotifierStatistics()
         self.checkpoints = maintenance.CheckpointStatistics()
         self.llm_stats = LLMStatistics()
+        # What the gate learned of the model server outlives a restart of the conversation actor.
+        self.model_gate = ModelGate(settings.llm_max_concurrency)
         self.classifier_stats = classifier.ClassifierStatistics()
         self.backup_stats = backup.BackupStatistics()
         self.ack_first = AckFirst()  # webhook acknowledgements before answering work
         self.clock = notifier.system_clock  # tests move time for follow-ups
         self.conversation_ctx: conversation.ConversationContext | None = None
+        self.classifier_ctx: classifier.ClassifierContext | None = None
+        self.business_holders: list[_HoldsBusiness] = []  # every context given `business`
+        self.reconfiguring = trio.Lock()  # one change of rules or business at a time
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
 
@@ -179,6 +207,31 @@ class Suite:
             "completionTokens": stats.completion_tokens,
             **stats.latency.percentiles(),
             "lastError": stats.last_error,
+            "waitedOut": stats.waited_out,
+            "gate": self.gate_report(),
+        }
+
+    def gate_report(self) -> dict[str, object]:
+        """The model gate: calls at once allowed and made, waiting, and its last backoff."""
+        gate = self.model_gate.statistics()
+        backoff = gate.last_backoff
+        target = gate.latency_target
+        return {
+            "limit": gate.limit,
+            "ceiling": gate.ceiling,
+            "inFlight": gate.in_flight,
+            "waiting": gate.waiting,
+            "pausedForSeconds": round(gate.paused_for, 3),
+            "latencyTargetMs": None if target is None else round(target * 1000),
+            "backoffs": gate.backoffs,
+            "lastBackoff": None
+            if backoff is None
+            else {
+                "reason": backoff.reason,
+                "secondsAgo": round(trio.current_time() - backoff.at, 3),
+                "limit": backoff.limit,
+                "pauseSeconds": backoff.pause,
+            },
         }
 
     def queues(self) -> dict[str, dict[str, int]]:
@@ -206,12 +259,43 @@ class Suite:
         """New rules, or a new strategy (its stored JSON; "" for none), for the model: the
         conversation actor restarts to build its prompts again (turns in progress finish
         first, as in a shutdown)."""
-        if text is not None:
-            self.rules = text
-        if strategy is not None:
-            self.strategy = _strategy_text(strategy)
-        if self.supervisor is not None and self.supervisor.is_running("conversation"):
-            await self.supervisor.restart("conversation")
+        async with self.reconfiguring:
+            if text is not None:
+                self.rules = text
+            if strategy is not None:
+                self.strategy = _strategy_text(strategy)
+            await self._rebuild(("conversation",))
+
+    async def use_business(self, config: BusinessConfig) -> None:
+        """A new business config (edited in the dashboard) in force without restarting the
+        process: every context holding the old one gets it, and the actors that built
+        something from it restart as an operator asks (not a crash; turns and sends in
+        progress finish first, as in a shutdown). The ingress reads it per request, so
+        requests in flight are not touched."""
+        async with self.reconfiguring:
+            self.business = config
+            for ctx in self.business_holders:
+                ctx.business = config
+            # What these contexts derive from it (opt-out phrases, extractor, scorer).
+            if self.conversation_ctx is not None:
+                self.conversation_ctx.__post_init__()
+            if self.classifier_ctx is not None:
+                self.classifier_ctx.__post_init__()
+            await self._rebuild(BUILT_FROM_BUSINESS)
+            log.info("business config in force: %d service(s)", len(config.services))
+
+    async def _rebuild(self, names: tuple[str, ...]) -> None:
+        """Operator restarts of the running ones among `names`; one that is not running
+        (backing off after a crash) reads the new config when it starts anyway."""
+        for name in names:
+            if self.supervisor is None or not self.supervisor.is_running(name):
+                continue
+            try:
+                await self.supervisor.restart(name)
+            except RuntimeError:
+                log.warning(
+                    "actor %s was not running to restart; it starts with the new config", name
+                )
 
     def problems(self) -> list[str]:
         """What makes the suite `degraded` besides its actors (for /health/detailed)."""
@@ -230,7 +314,7 @@ class Suite:
     # -- lifecycle -----------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        self.systemd.notify("STOPPING=1", "STATUS=Deteniendo")
+        self.systemd.notify("STOPPING=1", "STATUS=Stopping")
         if self.supervisor is not None:
             self.supervisor.shutdown()
 
@@ -265,7 +349,7 @@ class Suite:
                 except OSError as exc:  # beside the database: a path too long, a full disk
                     raise startup_problem("DATABASE_PATH", socket, exc) from None
                 await nursery.start(self._supervise, self.supervisor, nursery.cancel_scope)
-                self.systemd.notify("READY=1", f"STATUS=Atendiendo en {self.url}")
+                self.systemd.notify("READY=1", f"STATUS=Serving on {self.url}")
                 log.info("suite ready on %s (brain: %s)", self.url, self.brain())
                 task_status.started(self)
         finally:
@@ -285,14 +369,12 @@ class Suite:
             brain=OfflineBrain(self.business),  # replaced per incarnation by _conversation
             turn_timeout=self.settings.openai_timeout,
             history_max_tokens=self.settings.history_max_tokens,
-            llm_limiter=trio.CapacityLimiter(self.settings.llm_concurrency),
             failpoints=self.failpoints,
             debounce=self.settings.debounce_seconds,
             outbox_ready=self.notices_send,
             classify=self.classify_send,
             ack_first=self.ack_first,
         )
-        self.conversation_ctx = conversation_ctx
         notifier_ctx = notifier.NotifierContext(
             db=db,
             settings=self.settings,
@@ -327,6 +409,15 @@ class Suite:
             notices=self.notices_send,
             ack_first=self.ack_first,
         )
+        self.conversation_ctx = conversation_ctx
+        self.classifier_ctx = classifier_ctx
+        self.business_holders = [
+            conversation_ctx,
+            notifier_ctx,
+            backup_ctx,
+            classifier_ctx,
+            ingress_ctx,
+        ]
         return [
             ChildSpec(
                 "store",
@@ -408,7 +499,12 @@ class Suite:
                     for channel in CHANNELS
                 },
                 self.llm_stats,
+                self.model_gate,
             )
+
+
+class _HoldsBusiness(Protocol):
+    business: BusinessConfig
 
 
 def _strategy_text(stored: str) -> str:

@@ -223,7 +223,7 @@ class Supervisor:
                 if self._gave_up:
                     break
             if not self._gave_up:
-                self._on_status(f"{len(self._children)} actores en marcha")
+                self._on_status(f"{len(self._children)} actors running")
                 task_status.started()
             await self._stop_requested.wait()
             for child in reversed(self._children):

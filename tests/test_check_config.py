@@ -82,7 +82,7 @@ def test_run_refuses_to_start_on_invalid_config(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     r = cli(["run"], tmp_path, BUSINESS_CONFIG=str(missing), PORT="0")
     assert r.returncode == 2
-    assert f"{missing}: (file): not found" in r.stderr
+    assert f"BUSINESS_CONFIG: {missing}: not found; change BUSINESS_CONFIG" in r.stderr
     assert not (tmp_path / "db").exists()  # nothing was created
 
 

@@ -97,7 +97,7 @@ def test_import_twice_adds_nothing_the_second_time(tmp_path: Path) -> None:
     assert "leads: 3 imported, 0 already there" in first.stdout
     assert "conversations: 2 imported (3 messages), 0 already there" in first.stdout
     assert "follow-ups: 1 imported" in first.stdout
-    assert "conversación 2: historial no es JSON" in first.stdout
+    assert "conversation 2: its historial is not JSON" in first.stdout
     again = cli(tmp_path, "import-legacy", str(legacy))
     assert "leads: 0 imported, 3 already there" in again.stdout
     assert "conversations: 0 imported (0 messages), 2 already there" in again.stdout

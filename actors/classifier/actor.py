@@ -46,6 +46,7 @@ from .scoring import RANK, Scorer, Signals, warmer
 from .text import normalize
 
 log = logging.getLogger("classifier")
+events = logging.getLogger("business")  # one line per business event, no personal data
 
 SECONDS = 1.0
 SWEEP_INTERVAL = 5 * SECONDS
@@ -144,6 +145,15 @@ class Classifier:
             ctx.stats.became_hot += 1
         elif change.changed and change.lead.classification == "tibio":
             ctx.stats.became_warm += 1
+        if change.changed and change.lead.classification != "frio" and not change.lead.sandbox:
+            lead_id, klass = change.lead.id, change.lead.classification
+            events.info(
+                "lead %d became %s (%s)",
+                lead_id,
+                klass,
+                conversation.channel,
+                extra={"ctx": {"event": f"lead_{klass}", "lead": lead_id}},
+            )
         if queued:
             self._wake(LeadChanged(change.lead.id, change.lead.classification))
         return change.lead

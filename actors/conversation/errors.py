@@ -2,7 +2,9 @@
 
 BrainError
 ├── LLMUnavailable       the model could not be reached or refused, after retries
-│   └── LLMTransient     one attempt failed in a way worth retrying (429, 5xx, network)
+│   └── LLMTransient     one attempt failed in a way worth retrying (network, a broken answer)
+│       └── LLMOverloaded    the model server is overloaded (429, 5xx, a timeout): the model
+│                            gate backs off, and waits out its `Retry-After`
 └── LLMInvalidOutput     the model's answer was not the JSON we asked for, even repaired
 """
 
@@ -19,6 +21,13 @@ class LLMUnavailable(BrainError):
 
 class LLMTransient(LLMUnavailable):
     pass
+
+
+class LLMOverloaded(LLMTransient):
+    def __init__(self, message: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason  # "429", "503", "timeout": what the gate's backoff says
+        self.retry_after = retry_after  # seconds the server asked for, when it did
 
 
 class LLMInvalidOutput(BrainError):

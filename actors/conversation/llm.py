@@ -3,7 +3,11 @@ llama.cpp) speak too.
 
 The model answers a JSON object `{"reply", "lead": {...}}`. An invalid answer gets one repair
 round with the validation errors; 429, 5xx and network errors are retried with exponential
-backoff and jitter. What still fails raises a `BrainError`, and the turn gets the fallback."""
+backoff and jitter. What still fails raises a `BrainError`, and the turn gets the fallback.
+
+Each attempt takes a slot of the model gate (`model_gate.py`) and tells it how the model
+answered, so bursts wait their turn there (spending the turn's time, not its attempts) and
+the number of calls at once follows what the model server takes."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, TypedDict
 
 import httpx2
@@ -25,7 +31,8 @@ from store.db import utc_now
 from store.leads import CLASSIFICATIONS, LeadFields
 
 from .brain import BrainReply, BrainTurn, OnChunk
-from .errors import BrainError, LLMInvalidOutput, LLMTransient, LLMUnavailable
+from .errors import BrainError, LLMInvalidOutput, LLMOverloaded, LLMTransient, LLMUnavailable
+from .model_gate import INITIAL_LIMIT, ModelGate
 from .streaming import ReplyStreamExtractor
 
 log = logging.getLogger("conversation.llm")
@@ -59,11 +66,14 @@ class LLMError(TypedDict):
 @dataclass
 class LLMStatistics:
     """`calls` counts attempts; `errors` counts answers given up (after retries and repair,
-    a timeout or a cancellation included), `timeouts` those of them that ran out of time."""
+    a timeout or a cancellation included), `timeouts` those of them that ran out of time;
+    `waited_out` turns whose time ran out in the model gate's queue, before any call went
+    out (the model did not fail them: it was busy with the turns before)."""
 
     calls: int = 0
     errors: int = 0
     timeouts: int = 0
+    waited_out: int = 0
     retries: int = 0
     repairs: int = 0
     last_error: LLMError | None = None
@@ -93,20 +103,26 @@ class OpenAIBrain:
         options: LLMOptions,
         system_prompt: dict[str, str],
         stats: LLMStatistics | None = None,
+        gate: ModelGate | None = None,
     ) -> None:
         self.client = client
         self.options = options
         self.system_prompt = system_prompt  # by channel
         self.stats = stats if stats is not None else LLMStatistics()
+        self.gate = gate if gate is not None else ModelGate(INITIAL_LIMIT)
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
         deadline = trio.current_effective_deadline()  # the turn's
+        queue = _Queue()
         try:
-            answer = await self._reply(turn, on_chunk)
+            answer = await self._reply(turn, on_chunk, queue)
         except trio.Cancelled:
+            timed_out = trio.current_time() >= deadline
+            if queue.waiting and not queue.sent:
+                self.stats.waited_out += 1  # never called: the model was busy, not failing
+                raise
             # The turn's deadline (or a shutdown) cut the call: a failure of the model all
             # the same, which the counters must show.
-            timed_out = trio.current_time() >= deadline
             self.stats.failed("model timed out" if timed_out else "cancelled", timeout=timed_out)
             raise
         except BrainError as exc:
@@ -118,12 +134,12 @@ class OpenAIBrain:
         self.stats.answered()
         return answer
 
-    async def _reply(self, turn: BrainTurn, on_chunk: OnChunk | None) -> BrainReply:
+    async def _reply(self, turn: BrainTurn, on_chunk: OnChunk | None, queue: _Queue) -> BrainReply:
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": self.system_prompt[turn.channel]},
             *(_chat_message(line.role, line.content) for line in turn.history),
         ]
-        raw, usage = await self._with_retries(messages, on_chunk)
+        raw, usage = await self._with_retries(messages, on_chunk, queue)
         try:
             parsed = parse_answer(raw)
         except LLMInvalidOutput as invalid:
@@ -139,7 +155,7 @@ class OpenAIBrain:
                     '{"reply": "...", "lead": {...}}, sin texto fuera de él.',
                 ),
             ]
-            raw, more = await self._with_retries(repair, None)
+            raw, more = await self._with_retries(repair, None, queue)
             usage = (usage[0] + more[0], usage[1] + more[1])
             parsed = parse_answer(raw)
         text, lead, classification = parsed
@@ -156,7 +172,10 @@ class OpenAIBrain:
         )
 
     async def _with_retries(
-        self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
+        self,
+        messages: list[ChatCompletionMessageParam],
+        on_chunk: OnChunk | None,
+        queue: _Queue,
     ) -> tuple[str, tuple[int, int]]:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(LLMTransient),
@@ -169,15 +188,27 @@ class OpenAIBrain:
             with attempt:
                 if attempt.retry_state.attempt_number > 1:
                     self.stats.retries += 1
-                return await self._complete(messages, on_chunk)
+                return await self._complete(messages, on_chunk, queue)
         raise AssertionError("unreachable: tenacity either returns or reraises")
 
     async def _complete(
-        self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
+        self,
+        messages: list[ChatCompletionMessageParam],
+        on_chunk: OnChunk | None,
+        queue: _Queue,
     ) -> tuple[str, tuple[int, int]]:
-        self.stats.calls += 1
-        with self.stats.latency.timing():
-            return await self._post(messages, on_chunk)
+        """One attempt: a slot of the gate, one call, and what the model said of its load."""
+        queue.waiting = True
+        async with self.gate.slot() as call:
+            queue.waiting = False
+            queue.sent += 1
+            self.stats.calls += 1
+            with self.stats.latency.timing():
+                try:
+                    return await self._post(messages, on_chunk)
+                except LLMOverloaded as exc:
+                    call.overloaded(exc.reason, exc.retry_after)
+                    raise
 
     async def _post(
         self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
@@ -202,9 +233,15 @@ class OpenAIBrain:
             return await self._stream(messages, on_chunk)
         except openai.APIStatusError as exc:
             if exc.status_code == 429 or exc.status_code >= 500:
-                raise LLMTransient(f"model server answered {exc.status_code}") from exc
+                raise LLMOverloaded(
+                    f"model server answered {exc.status_code}",
+                    str(exc.status_code),
+                    retry_after(exc.response.headers),
+                ) from exc
             raise LLMUnavailable(f"model server refused: {exc.status_code}") from exc
-        except openai.APIConnectionError as exc:  # includes timeouts
+        except openai.APITimeoutError as exc:
+            raise LLMOverloaded(f"model server timed out: {type(exc).__name__}", "timeout") from exc
+        except openai.APIConnectionError as exc:
             raise LLMTransient(f"model server unreachable: {type(exc).__name__}") from exc
 
     async def _stream(
@@ -237,8 +274,35 @@ class OpenAIBrain:
         return "".join(pieces), usage
 
 
+@dataclass
+class _Queue:
+    """A turn's place in the model gate: waiting for a slot, and its calls sent so far."""
+
+    waiting: bool = False
+    sent: int = 0
+
+
 def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, openai.APITimeoutError)
+
+
+def retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds the model server asked us to wait: OpenAI's `retry-after-ms`, or the standard
+    `Retry-After` (seconds, or an HTTP date); None when it did not say or said nonsense."""
+    try:
+        if (ms := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(ms) / 1000)
+        raw = headers.get("retry-after")
+        if raw is None:
+            return None
+        if raw.strip().replace(".", "", 1).isdigit():
+            return float(raw)
+        when = parsedate_to_datetime(raw)
+    except (ValueError, TypeError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def read_completion(raw: bytes) -> tuple[str, tuple[int, int]]:

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +20,17 @@ from quart import Blueprint, Response, request
 from actors.channels import MESSAGING, TEXT_LIMIT, split_text
 from actors.conversation.strategy import Strategy
 from actors.messages import OutboxReady
+from actors.notifier.actor import LoggedFollowUps
 from actors.notifier.follow_ups import FollowUps
 from store import conversations, follow_ups, lead_reports, leads, messages, outbox, prompts
 from store.lead_reports import LeadFilter
+from supervisor.business import field_errors
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
 from .responses import error_response, json_response, read_json_object
+
+events = logging.getLogger("business")  # one line per business event, no personal data
 
 MAX_PAGE = 200
 MAX_REPLY_CHARS = 4000
@@ -212,6 +217,12 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     def _paused(conversation_id: int, paused: bool) -> Response:
         if not conversations.set_paused(db, conversation_id, paused):
             return error_response(404, "Conversación no encontrada")
+        events.info(
+            "conversation %d %s",
+            conversation_id,
+            "taken over by a person" if paused else "returned to the bot",
+            extra={"ctx": {"event": "hand_off_taken" if paused else "hand_off_returned"}},
+        )
         return json_response({"success": True, "pausada": paused})
 
     @bp.post("/api/conversations/<int:conversation_id>/reply")
@@ -246,10 +257,16 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
         if conversation.channel in MESSAGING and ctx.notices is not None:
             with contextlib.suppress(trio.WouldBlock):
                 ctx.notices.send_nowait(OutboxReady(conversation.id))
+        events.info(
+            "human reply in conversation %d (%s)",
+            conversation.id,
+            conversation.channel,
+            extra={"ctx": {"event": "human_reply"}},
+        )
         return json_response({"success": True, "id": message_id})
 
     def planner() -> FollowUps:
-        return FollowUps(db, ctx.business, ctx.settings, lambda: datetime.now(UTC))
+        return LoggedFollowUps(db, ctx.business, ctx.settings, lambda: datetime.now(UTC))
 
     @bp.get("/api/followups")
     @auth.required
@@ -373,8 +390,8 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
             strategy = Strategy.model_validate(body)
         except ValidationError as exc:
             details = [
-                {"campo": ".".join(map(str, e["loc"])) or "(raíz)", "mensaje": e["msg"]}
-                for e in exc.errors()
+                {"campo": field, "mensaje": why}
+                for field, why in field_errors(exc, body, spanish=True)
             ]
             return error_response(400, "Estrategia inválida", details)
         stored = strategy.model_dump_json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ NOT_CONFIGURED = (
 )
 
 Handler = Callable[..., Awaitable[Response]]
+events = logging.getLogger("business")  # one line per business event, no personal data
 
 
 class LoginThrottle:
@@ -132,16 +134,20 @@ class AdminAuth:
             client = request.remote_addr or "?"
             wait = self.throttle.attempt(client)  # no await between the check and the count
             if wait:
+                _login_event("refused (too many attempts)", client)
                 response = error_response(429, "Demasiados intentos; espera un momento")
                 response.headers["Retry-After"] = str(int(wait) + 1)
                 return response
             body = await read_json_object(whole_text=True)
             if isinstance(body, Response):
+                _login_event("failed", client)
                 return body  # (the attempt stays counted)
             password = body.get("password")
             if not isinstance(password, str) or not self.password_ok(password):
+                _login_event("failed", client)
                 return error_response(401, "Contraseña incorrecta")  # the attempt stays counted
             self.throttle.succeeded(client)
+            _login_event("ok", client)
             token, csrf = admin_sessions.create(self.ctx.db, client)
             response = json_response({"success": True, "csrfToken": csrf})
             secure = request.scheme == "https"
@@ -173,3 +179,8 @@ class AdminAuth:
             return json_response({"success": True, "csrfToken": session.csrf})
 
         return bp
+
+
+def _login_event(outcome: str, client: str) -> None:
+    event = "login_" + outcome.split()[0]
+    events.info("login %s from %s", outcome, client, extra={"ctx": {"event": event}})

@@ -9,7 +9,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from quart import Blueprint, Response
 
 from actors.conversation.llm import LLMStatistics
 from actors.notifier.actor import NotifierStatistics
-from store import messages, outbox
-from store.db import Database, WriteFailure, from_text
+from store import leads, messages, outbox, owner_notifications
+from store.db import Database, WriteFailure, from_text, to_text
+from store.leads import Lead
 from supervisor.logs import Redactor, file_failures
 from supervisor.supervisor import ActorState, ActorStatistics
 
@@ -37,6 +38,10 @@ LLM_WINDOW = 5 * 60 * SECONDS  # "most answers failed lately": over this window.
 LLM_WINDOW_MIN_ANSWERS = 5  # ...once it holds this many
 DELIVERY_FAILURES_IN_A_ROW = 3
 DELIVERY_FAILURE_FRESH = 15 * 60 * SECONDS
+UNALERTED_LOOKBACK = timedelta(days=7)
+NO_ALERT_CHANNEL = "no hay correo ni webhook configurado (SMTP_HOST/OWNER_EMAIL o WEBHOOK_URL)"
+ALERTS_FAILING = "los avisos al dueño fallan"
+BEFORE_ALERT_CHANNEL = "llegaron antes de configurar el correo o el webhook"
 CRASH_LOOP_RESTARTS = 2  # crash restarts of one actor inside the supervisor's period
 TAKES_MESSAGES = ("conversation", "ingress")  # without them the suite takes no message
 
@@ -165,6 +170,71 @@ def delivery_reasons(stats: NotifierStatistics, now: datetime) -> list[str]:
     return reasons
 
 
+def should_alert(ctx: IngressContext, lead: Lead) -> bool:
+    """As the classifier decides: hot always, warm once the person can be contacted, each
+    only when the business asks for it (`notifications.notifyOn`)."""
+    if lead.classification not in ctx.business.notifications.notifyOn:
+        return False
+    contactable = bool(lead.fields.name and (lead.fields.phone or lead.fields.email))
+    return lead.classification == "caliente" or (lead.classification == "tibio" and contactable)
+
+
+def unalerted_reasons(ctx: IngressContext, now: datetime) -> list[str]:
+    """Hot and warm leads the owner never heard of. Counted: leads that wrote in the last
+    `UNALERTED_LOOKBACK` (7 days) and are still new (not contacted, won or lost, nor opted
+    out) with no alert sent. So a restart does not hide them, and the owner clears the
+    warning by contacting them (or marking them contacted). One reason per cause: no
+    channel configured, alerts failing, or classified before a channel was configured."""
+    s = ctx.settings
+    owner = s.owner_email or ctx.business.notifications.ownerEmail
+    configured = bool((owner and s.email_configured) or s.webhook_url)
+    by_cause: dict[str, list[Lead]] = {}
+    last_error = ""
+    for lead in leads.follow_up_candidates(ctx.db, to_text(now)):
+        seen = lead.last_user_message_at
+        if (
+            seen is None
+            or now - from_text(seen) > UNALERTED_LOOKBACK
+            or not should_alert(ctx, lead)
+        ):
+            continue
+        alerts = [
+            n
+            for n in owner_notifications.for_lead(ctx.db, lead.id)
+            if n["event"].startswith("alert_")
+        ]
+        if any(n["status"] == "sent" for n in alerts):
+            continue
+        failed = [str(n["error"]) for n in alerts if n["error"]]
+        if not configured:
+            cause = NO_ALERT_CHANNEL
+        elif failed:
+            cause, last_error = ALERTS_FAILING, failed[-1]
+        elif not alerts:
+            cause = BEFORE_ALERT_CHANNEL
+        else:
+            continue  # queued a moment ago: the notifier is on it
+        by_cause.setdefault(cause, []).append(lead)
+    return [
+        f"{_leads_text(found)} sin aviso: {cause}"
+        + (f" ({last_error})" if cause == ALERTS_FAILING else "")
+        for cause, found in by_cause.items()
+    ]
+
+
+def _leads_text(found: list[Lead]) -> str:
+    """How many, in words: "2 leads calientes", "1 lead tibio", "1 lead caliente y 2 tibios"."""
+    hot = sum(lead.classification == "caliente" for lead in found)
+    counts = [(n, word) for n, word in ((hot, "caliente"), (len(found) - hot, "tibio")) if n]
+    (n, word), *rest = counts
+    text = f"{n} lead{_s(n)} {word}{_s(n)}"
+    return text + "".join(f" y {m} {other}{_s(m)}" for m, other in rest)
+
+
+def _s(n: int) -> str:
+    return "s" if n > 1 else ""
+
+
 def overall(
     ctx: IngressContext, writes: StoreWrites, actors: Sequence[ActorStatistics]
 ) -> tuple[str, list[str]]:
@@ -180,6 +250,7 @@ def overall(
     reasons += writes.unwritable() + writes.failed_writes() + writes.low_disk()
     reasons += llm_reasons(ctx.suite.llm_stats, trio.current_time())
     reasons += delivery_reasons(ctx.suite.notifier_stats, datetime.now(UTC))
+    reasons += unalerted_reasons(ctx, datetime.now(UTC))
     logging_failure = file_failures.recent()
     if logging_failure is not None:
         reasons.append(f"los logs no se pueden escribir en disco ({logging_failure})")

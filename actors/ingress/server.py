@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
+from pathlib import Path
 from typing import Any, cast
 
 import trio
@@ -36,6 +37,11 @@ KEEP_ALIVE_TIMEOUT = 5 * SECONDS  # nginx's upstream keepalive_timeout must stay
 DRAIN_LIMIT = 2 * MEGABYTES
 DRAIN_TIMEOUT = 5 * SECONDS
 RECYCLE_TIMEOUT = 2 * SECONDS
+# A burst of visitors connects at once; the listen queue holds them until they are accepted
+# (hypercorn's default of 100 made a burst of 900 lose connections). The kernel caps it at
+# net.core.somaxconn (4096 since Linux 5.4, 128 before).
+BACKLOG = 4096
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -168,7 +174,16 @@ def hypercorn_config(host: str, port: int) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.keep_alive_timeout = KEEP_ALIVE_TIMEOUT
+    config.backlog = BACKLOG
     return config
+
+
+def kernel_backlog_cap() -> int | None:
+    """net.core.somaxconn, which caps every listen backlog (None where it cannot be read)."""
+    try:
+        return int(SOMAXCONN.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 async def run(
@@ -189,6 +204,15 @@ async def run(
         urls = await nursery.start(partial(serve, asgi, config, shutdown_trigger=stop.wait))
         bound[:] = list(urls)
         log.info("listening on %s", ", ".join(urls))
+        cap = kernel_backlog_cap()
+        if cap is not None and cap < BACKLOG:
+            log.warning(
+                "listen backlog capped at %d by net.core.somaxconn (wanted %d): raise it for"
+                " bursts of visitors (sysctl -w net.core.somaxconn=%d)",
+                cap,
+                BACKLOG,
+                BACKLOG,
+            )
         task_status.started()
         await stop.wait()  # hypercorn has stopped accepting
         with trio.move_on_after(GRACEFUL_TIMEOUT) as grace:

@@ -26,6 +26,7 @@ from actors.lifecycle import cancel_when_set
 from actors.messages import NotifierNotice, OutboxReady
 from store import messages, outbox, owner_notifications
 from store.db import Database, from_text, utc_now
+from store.leads import Lead
 from store.outbox import OutboxItem
 from store.owner_notifications import Notification
 from supervisor.business import BusinessConfig
@@ -38,6 +39,7 @@ from .follow_ups import FollowUps
 from .graph import GraphClient
 
 log = logging.getLogger("notifier")
+events = logging.getLogger("business")  # one line per business event, no personal data
 
 SECONDS = 1.0
 POLL_INTERVAL = 1 * SECONDS
@@ -262,6 +264,13 @@ class OwnerDeliverer:
             self.ctx.stats.owner_went_through()
             owner_notifications.mark_sent(db, item.id)
             self.ctx.stats.owner_sent += 1
+            if _is_alert(item):
+                events.info(
+                    "alert for lead %s sent by %s",
+                    item.lead_id,
+                    item.transport,
+                    extra={"ctx": {"event": "alert_sent", "lead": item.lead_id}},
+                )
 
     async def _deliver(self, item: Notification) -> None:
         s = self.ctx.settings
@@ -289,7 +298,17 @@ class OwnerDeliverer:
 
     def _failed(self, item: Notification, reason: str, *, transient: bool) -> None:
         db, stats = self.ctx.db, self.ctx.stats
-        if transient and item.attempts + 1 < OWNER_MAX_ATTEMPTS:
+        retry = transient and item.attempts + 1 < OWNER_MAX_ATTEMPTS
+        if _is_alert(item):
+            events.info(
+                "alert for lead %s failed by %s: %s (%s)",
+                item.lead_id,
+                item.transport,
+                reason,
+                "will retry" if retry else "for good",
+                extra={"ctx": {"event": "alert_failed", "lead": item.lead_id}},
+            )
+        if retry:
             delay = retry_delay(item.attempts + 1)
             owner_notifications.schedule_retry(db, item.id, reason, delay)
             stats.owner_retried += 1
@@ -302,6 +321,26 @@ class OwnerDeliverer:
         log.error("owner %s %s failed for good: %s", item.transport, item.id, reason)
 
 
+def _is_alert(item: Notification) -> bool:
+    return item.event.startswith("alert_")
+
+
+class LoggedFollowUps(FollowUps):
+    """Follow-ups whose every decision is also a business event."""
+
+    def attempt(self, lead: Lead, now: datetime, number: int) -> int | None:
+        conversation_id = super().attempt(lead, now, number)
+        outcome = "skipped" if conversation_id is None else "queued"
+        events.info(
+            "follow-up %d for lead %d %s",
+            number,
+            lead.id,
+            outcome,
+            extra={"ctx": {"event": f"follow_up_{outcome}", "lead": lead.id}},
+        )
+        return conversation_id
+
+
 class WebhookError(Exception):
     def __init__(self, reason: str, *, transient: bool) -> None:
         self.reason = reason
@@ -310,7 +349,7 @@ class WebhookError(Exception):
 
 
 async def _follow_ups_forever(ctx: NotifierContext, deliverer: Deliverer) -> None:
-    follow = FollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
+    follow = LoggedFollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
     while True:
         if follow.tick():
             deliverer.start_due()

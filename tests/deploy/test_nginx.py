@@ -131,11 +131,15 @@ async def test_the_suite_behind_nginx(tmp_path: Path, fake_llm: FakeOpenAI) -> N
             assert r.status_code == 200 and r.json()["data"]["respuesta"].startswith("¡Hola!")
             assert "max-age=" in r.headers["strict-transport-security"]
 
-            # public/ served by nginx itself, cached long.
+            # public/ served by nginx itself, revalidated by ETag (304), never stale.
             css = await client.get(f"{https_url}/assets/chat.css")
             assert css.status_code == 200 and css.headers["server"].startswith("nginx")
-            assert "immutable" in css.headers["cache-control"]
+            assert "no-cache" in css.headers["cache-control"]
             assert css.text == (ROOT / "public" / "assets" / "chat.css").read_text()
+            again = await client.get(
+                f"{https_url}/assets/chat.css", headers={"If-None-Match": css.headers["etag"]}
+            )
+            assert again.status_code == 304
 
             # The event stream arrives as it is written, not buffered by nginx.
             words = " ".join(f"palabra{i}" for i in range(40))

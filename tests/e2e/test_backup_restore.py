@@ -36,7 +36,7 @@ async def test_backup_while_running_then_restore_after_stopping(tmp_path: Path) 
         await client.post("/api/chat", json={"message": "Hola", "sessionId": "despues"})
         refused = await trio.to_thread.run_sync(cli, suite, "restore", str(backup))
         assert refused.returncode == 2
-        assert "otra instancia de la suite ya usa" in refused.stderr
+        assert "another instance of the suite is using" in refused.stderr
         assert "Traceback" not in refused.stderr
         assert (await client.get("/api/chat/session/despues")).status_code == 200
         detailed = (await client.get("/health/detailed")).json()
@@ -64,5 +64,5 @@ async def test_a_second_suite_on_the_same_database_is_refused(tmp_path: Path) ->
     second = SuiteProcess(tmp_path)
     await second.start(wait_ready=False)
     assert await second.wait() == 2
-    assert "otra instancia de la suite ya usa" in second.log_text()
+    assert "another instance of the suite is using" in second.log_text()
     assert await first.stop() == 0

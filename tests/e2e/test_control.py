@@ -71,4 +71,4 @@ async def test_status_restart_and_logs_of_a_running_suite(tmp_path: Path) -> Non
     assert await suite.stop() == 0
     assert not sock.exists()
     gone = await run_cli(suite, "status")
-    assert gone.returncode == 1 and "la suite no está en marcha" in gone.stderr
+    assert gone.returncode == 1 and "the suite is not running" in gone.stderr

@@ -86,8 +86,38 @@ def test_a_business_config_that_cannot_be_read(tmp_path: Path) -> None:
     folder = tmp_path / "business.json"
     folder.mkdir()  # read as a file, it fails even as root
     line = refused(run(tmp_path, BUSINESS_CONFIG=str(folder)))
-    assert f"{folder}: (file): cannot be read" in line
+    assert f"BUSINESS_CONFIG: {folder}: cannot be read" in line and "change BUSINESS_CONFIG" in line
     assert not (tmp_path / "db").exists()  # refused before anything was created
+
+
+def test_a_business_config_that_is_not_there(tmp_path: Path) -> None:
+    line = refused(run(tmp_path, BUSINESS_CONFIG="config/business.json"))  # run elsewhere
+    assert line == (
+        "ia-comercial: cannot start: BUSINESS_CONFIG: config/business.json: not found"
+        f" (relative to {tmp_path}); change BUSINESS_CONFIG"
+    )
+    assert not (tmp_path / "db").exists()
+
+
+def test_a_prompt_that_is_not_there(tmp_path: Path) -> None:
+    missing = tmp_path / "prompts" / "systemPrompt.txt"
+    line = refused(run(tmp_path, SYSTEM_PROMPT_PATH=str(missing)))
+    assert line == (
+        f"ia-comercial: cannot start: SYSTEM_PROMPT_PATH: {missing}: not found;"
+        " change SYSTEM_PROMPT_PATH"
+    )
+
+
+def test_both_config_files_missing_are_told_one_line_each(tmp_path: Path) -> None:
+    result = run(
+        tmp_path,
+        BUSINESS_CONFIG=str(tmp_path / "nope.json"),
+        SYSTEM_PROMPT_PATH=str(tmp_path / "nope.txt"),
+    )
+    assert result.returncode == EXIT_CONFIG and "Traceback" not in result.stderr
+    business, prompt = result.stderr.splitlines()
+    assert business.startswith("ia-comercial: cannot start: BUSINESS_CONFIG: ")
+    assert prompt.startswith("ia-comercial: cannot start: SYSTEM_PROMPT_PATH: ")
 
 
 def test_a_port_in_use(tmp_path: Path) -> None:

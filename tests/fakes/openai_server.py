@@ -28,6 +28,7 @@ class Answer:
 class Status:
     code: int
     message: str = "fake error"
+    retry_after: float | None = None  # seconds, sent as `Retry-After`
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class FakeOpenAI:
     default: Behaviour = field(default_factory=lambda: Answer(lead_json("Respuesta de prueba.")))
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # trio.current_time() of each request
+    answered: list[tuple[float, int]] = field(default_factory=list)  # (time, status) of each
     url: str = ""
 
     def next_behaviour(self) -> Behaviour:
@@ -76,6 +79,7 @@ class FakeOpenAI:
 
         @app.post("/v1/chat/completions")
         async def completions() -> Response:
+            self.arrived.append(trio.current_time())
             body = await request.get_json()
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in request.headers.items()})
@@ -88,14 +92,19 @@ class FakeOpenAI:
                 await trio.sleep(behaviour.seconds)
                 behaviour = behaviour.then or self.default
             if isinstance(behaviour, Status):
-                return Response(
+                self.answered.append((trio.current_time(), behaviour.code))
+                response = Response(
                     json.dumps(
                         {"error": {"message": behaviour.message, "type": "fake", "code": None}}
                     ),
                     status=behaviour.code,
                     content_type="application/json",
                 )
+                if behaviour.retry_after is not None:
+                    response.headers["Retry-After"] = f"{behaviour.retry_after:g}"
+                return response
             assert isinstance(behaviour, Answer)
+            self.answered.append((trio.current_time(), 200))
             if body.get("stream"):
                 return _stream(body, behaviour)
             return Response(

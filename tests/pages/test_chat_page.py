@@ -100,3 +100,66 @@ async def test_markup_in_messages_is_shown_as_text(tmp_path: Path, fake_llm: Fak
     async with running_suite(settings) as (suite, _client):
         await trio.to_thread.run_sync(in_browser, suite.url + "/", script)
     assert dialogs == []
+
+
+async def test_the_page_greets_offers_services_and_says_how_data_is_used(tmp_path: Path) -> None:
+    require_system(CHROMIUM, "chromium")
+    privacy: dict[str, str] = {}
+
+    def script(page: Any) -> None:
+        expect(page.locator("#greeting")).to_have_text(
+            "Te damos la bienvenida a Climatización Cordillera. ¿En qué te podemos ayudar?"
+        )
+        chips = page.locator("#chips button")
+        expect(chips).to_have_text(
+            [
+                "Instalación de aire acondicionado",
+                "Mantención preventiva",
+                "Reparación y diagnóstico",
+                "Bomba de calor y calefacción",
+            ]
+        )
+        # Before anything is asked: the notice, its link, and where answers will be read out.
+        expect(page.locator("#privacy-notice")).to_be_visible()
+        expect(page.locator("#privacy-notice")).to_contain_text("nombre y teléfono")
+        expect(page.locator("#privacy-link")).to_have_attribute("href", "/privacidad")
+        assert page.locator("#messages").get_attribute("aria-live") == "polite"
+        assert page.locator("[aria-live]").count() == 1  # not the whole page
+        expect(page.get_by_label("Escribe tu mensaje")).to_be_visible()
+        expect(page.locator("#close")).to_be_hidden()  # only inside a site's launcher
+
+        # Keyboard: Tab reaches the first chip with a visible focus ring; Enter sends it.
+        page.locator("#privacy-link").focus()
+        page.keyboard.press("Tab")
+        expect(chips.first).to_be_focused()
+        expect(chips.first).to_have_css("outline-style", "solid")
+        chips.nth(1).focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("li.msg--user")).to_have_text(["Mantención preventiva"])
+        expect(page.locator("li.msg--assistant:not(.msg--pending)")).to_have_count(1)
+        expect(page.locator("#chips")).to_be_hidden()  # a conversation has started
+        expect(page.locator("#input")).to_be_focused()
+        question = page.locator("li.msg--assistant").last
+        assert "¿Cómo te llamas?" in (question.text_content() or "")
+        notice_first = page.locator("#privacy-notice").evaluate(
+            "(notice, question) => Boolean("
+            "notice.compareDocumentPosition(question) & Node.DOCUMENT_POSITION_FOLLOWING)",
+            question.element_handle(),
+        )
+        assert notice_first
+
+        with page.context.expect_page() as opened:
+            page.click("#privacy-link")
+        policy = opened.value
+        policy.wait_for_load_state()
+        privacy["title"] = policy.title()
+        privacy["text"] = policy.locator("main").text_content() or ""
+        privacy["mail"] = policy.locator("a[href^='mailto:']").get_attribute("href") or ""
+
+    async with running_suite(make_settings(tmp_path)) as (suite, _client):
+        await trio.to_thread.run_sync(in_browser, suite.url + "/", script)
+    assert privacy["title"] == "Privacidad — Climatización Cordillera"
+    assert privacy["mail"] == "mailto:contacto@cordilleraclima.cl"  # business.json's e-mail
+    for part in ("nombre, teléfono", "Para qué", "Ley N° 19.628", "eliminemos"):
+        assert part in privacy["text"], part
+    assert "{{" not in privacy["text"]

@@ -105,11 +105,11 @@ def test_restore_checks_the_file_and_refuses_a_held_database(tmp_path: Path) -> 
     open_database(db_path).close()
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not sqlite at all" * 100)
-    with pytest.raises(BackupError, match="no se restauró nada"):
+    with pytest.raises(BackupError, match="nothing was restored"):
         backups.restore(db_path, junk)
     good = backups.take(db_path, tmp_path / "b")
     assert good.path is not None
-    with backups.held(db_path), pytest.raises(BackupError, match="otra instancia"):
+    with backups.held(db_path), pytest.raises(BackupError, match="another instance"):
         backups.restore(db_path, good.path)
     kept = backups.restore(db_path, good.path)
     assert kept is not None and kept.exists() and ".replaced-" in kept.name
