@@ -95,14 +95,23 @@ class Database:
         """`with db.transaction():` commits on success and rolls back on any exception.
 
         Nested use joins the outer transaction (no savepoint): store functions that must be
-        atomic open one, and a caller can group several of them into one commit."""
+        atomic open one, and a caller can group several of them into one commit. It begins
+        IMMEDIATE: the write lock is taken (waiting out the busy timeout) before the first
+        read, so another process committing meanwhile (`ia-comercial backup`, a second
+        worker) cannot make the first write fail at once with "database is locked"."""
         if self._depth:
             yield
             return
         self._depth += 1
         try:
-            with self.connection:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
                 yield
+                self.connection.execute("COMMIT")
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
         except WRITE_FAILURES as exc:
             self._write_failed(exc)
             raise

@@ -275,3 +275,23 @@ def test_typed_phones_linking_leads_become_claims_when_migrated(tmp_path: Path) 
     # A new conversation typing that phone finds no lead by it.
     conv = conversations.open_conversation(db, "web", "intruso")
     assert leads.resolve(db, conv.id, "web", "intruso") is None
+
+
+def test_a_transaction_holds_the_write_lock_so_another_writer_cannot_cut_it(
+    tmp_path: Path,
+) -> None:
+    """A deferred transaction that read first failed its first write at once ("database is
+    locked") when another process (`ia-comercial backup`) committed meanwhile: found by the
+    soak bench. Transactions begin IMMEDIATE."""
+    db = open_database(tmp_path / "leads.db")
+    other = apsw.Connection(str(tmp_path / "leads.db"))
+    other.set_busy_timeout(0)
+    conv = conversations.open_conversation(db, "web", "s")
+    with db.transaction():
+        assert db.scalar("SELECT count(*) FROM messages") == 0  # a read first
+        with pytest.raises(apsw.BusyError):  # the other writer waits for us...
+            other.execute("INSERT INTO backups (at, ok) VALUES ('x', 1)")
+        messages.add_inbound(db, conv.id, "web", "hola")  # ...and our write goes through
+    other.execute("INSERT INTO backups (at, ok) VALUES ('x', 1)")  # after us, it may
+    assert db.scalar("SELECT count(*) FROM messages") == 1
+    other.close()
