@@ -164,7 +164,10 @@ class Answers:
         days = self.days(keywords) if asking else []
         blocks: list[Block] = []
         for pattern, answer in self._topics:
-            if pattern.search(keywords):
+            # A price list already names every service: "¿cuánto cuestan sus servicios?"
+            # gets it once, not a second list of the same names.
+            listed = answer == self.services and _PRICE.search(keywords)
+            if pattern.search(keywords) and not (listed and not self.extractor.service(normalized)):
                 blocks += answer(normalized)
         if _HOURS.search(keywords) and not days:
             blocks += self.hours()

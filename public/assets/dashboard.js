@@ -63,7 +63,12 @@ initInbox();
 (async () => {
   try {
     const response = await fetch("/api/auth/session", { credentials: "same-origin" });
-    if (!response.ok) { showLogin(); return; }
+    if (!response.ok) {
+      showLogin();
+      // 503: no password is set yet; the server says how to set one, before any attempt.
+      if (response.status === 503) $("login-error").textContent = (await response.json()).error;
+      return;
+    }
     await showApp((await response.json()).csrfToken);
   } catch (_) { showLogin(); }
 })();

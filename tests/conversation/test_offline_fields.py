@@ -48,3 +48,12 @@ def test_an_explicit_correction_replaces_a_name_and_a_phone() -> None:
     # Another phone typed without a correction stays a mention, not a replacement.
     other = ("user", "si no contesto, prueba al 9 5555 4321")
     assert _after(known, typed, ("assistant", "Gracias."), other).phone == "+56933221109"
+
+
+async def test_a_price_question_about_the_services_lists_them_once() -> None:
+    from actors.conversation.brain import BrainTurn
+
+    turn = BrainTurn(channel="web", history=(ChatLine("user", "¿cuánto cuestan sus servicios?"),))
+    text = (await BRAIN.reply(turn)).text
+    assert "Precios:" in text and "Ofrecemos" not in text  # a new user saw both lists
+    assert text.count("Mantención preventiva") == 1

@@ -591,3 +591,27 @@ async def test_the_owner_runs_the_business_from_the_dashboard(
         (ROOT / "docs").mkdir(exist_ok=True)
         for name in ("dashboard.png", "dashboard-phone.png"):
             shutil.copy(tmp_path / name, ROOT / "docs" / name)
+
+
+def _first_look(base: str) -> str:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(15_000)
+            page.goto(base + "/dashboard")
+            expect(page.locator("#login-error")).not_to_have_text("")
+            return page.locator("#login-error").text_content() or ""
+        finally:
+            browser.close()
+
+
+async def test_without_a_password_the_dashboard_says_how_to_set_one_on_load(
+    tmp_path: Path,
+) -> None:
+    require_system(CHROMIUM, "chromium")
+    async with running_suite(make_settings(tmp_path)) as (suite, _client):
+        shown = await trio.to_thread.run_sync(_first_look, suite.url)
+    assert "ADMIN_PASSWORD" in shown  # before typing anything (a new user found it hidden)
