@@ -440,6 +440,20 @@ def follow_up_candidates(db: Database, silent_since: str) -> list[Lead]:
     return [_from_row(r) for r in rows]
 
 
+def unalerted_since(db: Database, since: str) -> list[Lead]:
+    """Warm and hot leads, still new, that wrote since `since` and have no owner alert sent:
+    for /health/detailed, bounded by the window (an index range, not every lead ever)."""
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM leads WHERE classification IN ('tibio', 'caliente')"
+        " AND contacted = 0 AND status = 'new' AND opted_out_at IS NULL AND sandbox = 0"
+        " AND last_user_message_at >= ? AND NOT EXISTS (SELECT 1 FROM owner_notifications n"
+        "   WHERE n.lead_id = leads.id AND n.event LIKE 'alert%' AND n.status = 'sent')"
+        " ORDER BY last_user_message_at",
+        (since,),
+    )
+    return [_from_row(r) for r in rows]
+
+
 def created_between(db: Database, start: str, end: str) -> list[Lead]:
     rows = db.all(
         f"SELECT {_COLUMNS} FROM leads WHERE sandbox = 0 AND created_at >= ? AND created_at < ?"

@@ -190,13 +190,8 @@ def unalerted_reasons(ctx: IngressContext, now: datetime) -> list[str]:
     configured = bool((owner and s.email_configured) or s.webhook_url)
     by_cause: dict[str, list[Lead]] = {}
     last_error = ""
-    for lead in leads.follow_up_candidates(ctx.db, to_text(now)):
-        seen = lead.last_user_message_at
-        if (
-            seen is None
-            or now - from_text(seen) > UNALERTED_LOOKBACK
-            or not should_alert(ctx, lead)
-        ):
+    for lead in leads.unalerted_since(ctx.db, to_text(now - UNALERTED_LOOKBACK)):
+        if not should_alert(ctx, lead):
             continue
         alerts = [
             n
