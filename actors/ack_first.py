@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
@@ -42,6 +44,7 @@ class AckFirstStatistics:
     in_flight: int
     deferred: int  # units that waited for acknowledgements
     waited_out: int  # of those, units that went after MAX_DEFER with webhooks still in flight
+    under_way: int  # units of answering work that passed and have not ended
 
 
 class Work(enum.IntEnum):
@@ -68,6 +71,7 @@ class AckFirst:
     in_flight: int = 0
     deferred: int = 0
     waited_out: int = 0
+    under_way: int = 0
     _last_arrival: float = float("-inf")
     _next_pass: float = float("-inf")
     _idle: trio.Event = field(default_factory=trio.Event)
@@ -94,6 +98,18 @@ class AckFirst:
 
     def _arriving(self) -> bool:
         return bool(self.in_flight) or trio.current_time() - self._last_arrival < self.quiet
+
+    @asynccontextmanager
+    async def answering(self, work: Work) -> AsyncIterator[None]:
+        """`async with gate.answering(Work.X):` around one unit of answering work: it starts
+        when the gate lets it (see the module's text). Every answering path of the suite
+        (the turn, a send, the classifier's sweep) enters here."""
+        await self.turn(work)
+        self.under_way += 1
+        try:
+            yield
+        finally:
+            self.under_way -= 1
 
     async def turn(self, work: Work) -> None:
         """Wait until a unit of answering work may run (see the module's text)."""
@@ -138,4 +154,6 @@ class AckFirst:
                 return
 
     def statistics(self) -> AckFirstStatistics:
-        return AckFirstStatistics(self.arrivals, self.in_flight, self.deferred, self.waited_out)
+        return AckFirstStatistics(
+            self.arrivals, self.in_flight, self.deferred, self.waited_out, self.under_way
+        )

@@ -83,6 +83,7 @@ class TurnCompleted:
 
 
 ReplyEvent = ReplyChunk | TurnCompleted
+ReplySlot = trio.MemorySendChannel[ReplyEvent]  # where a waiting web request hears its turn
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class InboundMessage:
     message_id: int
     channel: str
     text: str
-    reply_slot: trio.MemorySendChannel[ReplyEvent] | None = None
+    reply_slot: ReplySlot | None = None
     stream: bool = False  # the waiting client wants the reply as it is written
     external_id: str | None = None  # the provider's id (WhatsApp/Instagram)
     kind: str = "text"  # "text", or what a message without text was (image, audio...)
@@ -112,18 +113,6 @@ class InboundMessage:
             external_id=stored.external_id,
             kind=stored.kind,
         )
-
-
-@dataclass(frozen=True)
-class TurnToClassify:
-    """A reply is stored; the classifier should take its turn into account.
-
-    `completed` is what a waiting web client gets once the lead is classified (its `lead`
-    is then replaced); the classifier closes `reply_slot` when done with it."""
-
-    reply_id: int
-    completed: TurnCompleted | None = None
-    reply_slot: trio.MemorySendChannel[ReplyEvent] | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.classifier.corpus import FIELDS, Report, evaluate, load_corpus
+from tests.sales.corpus import FIELDS, Report, evaluate, load_corpus
 
 
 def table(reports: dict[str, Report]) -> str:

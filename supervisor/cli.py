@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
+from sales.business import BusinessConfig
+from sales.errors import ConfigProblem
+from sales.settings import Settings, load_settings
 from store import backups, legacy_import
 from store.backups import BackupError
 from store.db import open_database
 
 from . import control, logview
-from .business import BusinessConfig
-from .errors import ConfigProblem, SupervisorGaveUp
+from .errors import SupervisorGaveUp
 from .logs import setup_logging
-from .settings import Settings, load_settings
 from .systemd import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -242,7 +243,7 @@ def _load(
     report = report or _listed
     try:
         settings = load_settings()
-        from .suite import check_config  # the actors load only for commands that need them
+        from .startup import check_config  # the actors load only for commands that need them
 
         business, rules = check_config(settings)
     except ConfigProblem as exc:
@@ -310,7 +311,8 @@ def cmd_run() -> int:
     if isinstance(loaded, int):
         return loaded
     settings, business, rules = loaded
-    from .suite import Suite, startup_problem
+    from .startup import startup_problem
+    from .suite import Suite
 
     try:
         with backups.held(settings.database_path):

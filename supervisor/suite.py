@@ -1,123 +1,104 @@
-"""The suite: wires channels and actors under one supervisor.
+"""The suite: the actor graph, wired under one supervisor.
 
-The supervisor owns the memory channels: they are created here, once, and the same ends are
-handed to every incarnation of an actor, so a restart never breaks a neighbour. Adding an
-actor is one `ChildSpec` in `_children` (children start in list order, stop in reverse).
+                          HTTP (hypercorn, in the ingress)
+                                        │
+       web chat, webhooks, dashboard    ▼
+                                  ┌──────────┐ inbound_messages ┌──────────────┐
+                                  │ ingress  │ ───────────────► │ conversation │ lanes: one
+                                  └──────────┘  InboundMessage  │  turn path   │ task per
+                       reply slot ▲  │                          └──────┬───────┘ conversation
+                (web chat, in the │  │ notifier_notices                │ notifier_notices
+                  InboundMessage) └──┼──────────────┐  OutboxReady,    │ (OutboxReady,
+                                     ▼              ▼  LeadChanged     ▼  LeadChanged)
+                              ┌────────────┐    ┌──────────┐
+                              │ classifier │───►│ notifier │──► Graph API, SMTP, webhooks,
+                              │  (sweeps)  │    └──────────┘    follow-ups
+                              └────────────┘
+       store: checkpoints      backup: snapshots the store on a schedule
+                            store/ (apsw SQLite — the source of truth)
+
+The supervisor owns the memory channels: `Channels` is created here, once, and the same
+ends are handed to every incarnation of an actor, so a restart never breaks a neighbour.
+Each actor's `run` takes its ends under the names used here. Adding an actor is one
+`ChildSpec` in `_children` (children start in list order, stop in reverse). The rules a
+turn follows are one frozen `TurnRules`, swapped in place when the owner edits the
+business, the prompt or the strategy: nothing restarts for it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
-from dataclasses import asdict
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from functools import partial
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import apsw
-import openai
 import trio
 
 from actors import backup, classifier, conversation, ingress, notifier
 from actors.ack_first import AckFirst
-from actors.conversation.brain import Brain
-from actors.conversation.llm import LLMOptions, LLMStatistics, OpenAIBrain
 from actors.conversation.model_gate import ModelGate
-from actors.conversation.offline import OfflineBrain
-from actors.conversation.prompt import system_prompt
-from actors.conversation.strategy import Strategy
-from actors.conversation.strategy import render as render_strategy
-from actors.messages import InboundMessage, NotifierNotice, TurnToClassify
+from actors.messages import InboundMessage, NotifierNotice
+from actors.statistics import LLMStatistics, NotifierStatistics
+from sales.business import BusinessConfig
+from sales.classify import ClassifierStatistics
+from sales.failpoints import Failpoints
+from sales.settings import Settings
 from store import backups, maintenance, prompts
 from store.backups import BackupError
 from store.db import Database, from_text, open_database, utc_now
 
 from . import control
-from .business import BusinessConfig, load_business
-from .errors import ConfigProblem
-from .failpoints import Failpoints
 from .logs import Redactor
-from .settings import Settings
-from .supervisor import ActorStatistics, ChildSpec, Restart, Supervisor
+from .rules import model_brain, strategy_text, turn_rules
+from .startup import startup_problem, suite_version
+from .supervisor import ActorStatistics, ChildSpec, Supervisor
 from .systemd import SystemdNotifier
 
 log = logging.getLogger("suite")
 
 SECONDS = 1.0
-INBOX_BUFFER = 64
-CHANNELS = ("web", "whatsapp", "instagram")
-# The actors that build something from the business config when they start (the brain and
-# its prompts, the extractor and scorer, the follow-up schedule, the backup's time zone).
-BUILT_FROM_BUSINESS = ("backup", "notifier", "classifier", "conversation")
+CHANNEL_BUFFER = 64  # small and bounded: a full channel only delays a notice; rows wait
+
+T = TypeVar("T")
 
 
-def suite_version() -> str:
-    try:
-        return version("ia-comercial")
-    except PackageNotFoundError:
-        return "0+unknown"
+@dataclass(frozen=True)
+class Pipe(Generic[T]):
+    """Both ends of one memory channel."""
+
+    send: trio.MemorySendChannel[T]
+    receive: trio.MemoryReceiveChannel[T]
 
 
-def load_rules(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigProblem([(str(path), "(file)", "not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigProblem([(str(path), "(file)", f"cannot be read: {_why(exc)}")]) from None
+@dataclass(frozen=True)
+class Channels:
+    """Every channel of the actor graph, named after what it carries."""
 
+    inbound_messages: Pipe[InboundMessage]  # ingress → conversation
+    notifier_notices: Pipe[NotifierNotice]  # ingress, conversation, classifier → notifier
 
-def _why(exc: OSError | UnicodeDecodeError) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror  # the path is told beside it
-    return str(exc)
+    @classmethod
+    def open(cls, buffer: int = CHANNEL_BUFFER) -> Channels:
+        inbound = trio.open_memory_channel[InboundMessage](buffer)
+        notices = trio.open_memory_channel[NotifierNotice](buffer)
+        return cls(Pipe(*inbound), Pipe(*notices))
 
-
-def startup_problem(setting: str, path: Path, exc: BaseException) -> ConfigProblem:
-    """A start-up failure as one line: the setting to change, its value, and why."""
-    if isinstance(exc, FileExistsError):  # from mkdir: something else has the folder's name
-        why = f"{exc.filename} exists and is not a folder"
-    elif isinstance(exc, OSError) and exc.strerror:
-        why = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    else:
-        why = str(exc)
-    return ConfigProblem([(setting, str(path), why)])
-
-
-def _setting_to_change(setting: str, problem: ConfigProblem) -> list[tuple[str, str, str]]:
-    """A config file that is missing or unreadable is told as the setting that names it."""
-    told = []
-    for file, where, reason in problem.problems:
-        if where == "(file)":
-            relative = "" if Path(file).is_absolute() else f" (relative to {Path.cwd()})"
-            told.append((setting, file, f"{reason}{relative}; change {setting}"))
-        else:
-            told.append((file, where, reason))
-    return told
-
-
-def check_config(settings: Settings) -> tuple[BusinessConfig, str]:
-    """Everything `run` needs from disk, validated; raises `ConfigProblem` listing it all."""
-    problems: list[tuple[str, str, str]] = []
-    business: BusinessConfig | None = None
-    rules = ""
-    try:
-        business = load_business(settings.business_config)
-    except ConfigProblem as exc:
-        problems += _setting_to_change("BUSINESS_CONFIG", exc)
-    try:
-        rules = load_rules(settings.system_prompt_path)
-    except ConfigProblem as exc:
-        problems += _setting_to_change("SYSTEM_PROMPT_PATH", exc)
-    try:
-        Failpoints(settings.failpoints)
-    except ConfigProblem as exc:
-        problems += exc.problems
-    if problems or business is None:
-        raise ConfigProblem(problems)
-    return business, rules
+    def statistics(self) -> dict[str, dict[str, int]]:
+        """What waits in each (for /health/detailed)."""
+        report = {}
+        for name, pipe in (
+            ("inbound_messages", self.inbound_messages),
+            ("notifier_notices", self.notifier_notices),
+        ):
+            stats = pipe.send.statistics()
+            report[name] = {
+                "buffered": stats.current_buffer_used,
+                "capacity": int(stats.max_buffer_size),
+                "sendersWaiting": stats.tasks_waiting_send,
+            }
+        return report
 
 
 class Suite:
@@ -139,27 +120,19 @@ class Suite:
         self.bound: list[str] = []
         self.db: Database | None = None
         self.failpoints = Failpoints(settings.failpoints)
-        # The supervisor's channels: created once, outliving every actor incarnation.
-        self.inbox_send, self.inbox_receive = trio.open_memory_channel[InboundMessage](INBOX_BUFFER)
-        self.notices_send, self.notices_receive = trio.open_memory_channel[NotifierNotice](
-            INBOX_BUFFER
-        )
-        self.classify_send, self.classify_receive = trio.open_memory_channel[TurnToClassify](
-            INBOX_BUFFER
-        )
+        self.channels = Channels.open()  # outlive every actor incarnation
         self.supervisor: Supervisor | None = None
         # Counters live here, like the channels, so that they outlive actor restarts.
-        self.notifier_stats = notifier.NotifierStatistics()
+        self.notifier_stats = NotifierStatistics()
         self.checkpoints = maintenance.CheckpointStatistics()
         self.llm_stats = LLMStatistics()
         # What the gate learned of the model server outlives a restart of the conversation actor.
         self.model_gate = ModelGate(settings.llm_max_concurrency)
-        self.classifier_stats = classifier.ClassifierStatistics()
+        self.classifier_stats = ClassifierStatistics()
         self.backup_stats = backup.BackupStatistics()
         self.ack_first = AckFirst()  # webhook acknowledgements before answering work
         self.clock = notifier.system_clock  # tests move time for follow-ups
         self.conversation_ctx: conversation.ConversationContext | None = None
-        self.classifier_ctx: classifier.ClassifierContext | None = None
         self.business_holders: list[_HoldsBusiness] = []  # every context given `business`
         self.reconfiguring = trio.Lock()  # one change of rules or business at a time
 
@@ -235,20 +208,7 @@ class Suite:
         }
 
     def queues(self) -> dict[str, dict[str, int]]:
-        """The supervisor's memory channels: what waits in each (for /health/detailed)."""
-        report = {}
-        for name, channel in (
-            ("inbox", self.inbox_send),
-            ("classify", self.classify_send),
-            ("notifier", self.notices_send),
-        ):
-            stats = channel.statistics()
-            report[name] = {
-                "buffered": stats.current_buffer_used,
-                "capacity": int(stats.max_buffer_size),
-                "sendersWaiting": stats.tasks_waiting_send,
-            }
-        return report
+        return self.channels.statistics()
 
     async def restart_actor(self, name: str) -> None:
         if self.supervisor is None:
@@ -257,45 +217,38 @@ class Suite:
 
     async def use_rules(self, text: str | None = None, strategy: str | None = None) -> None:
         """New rules, or a new strategy (its stored JSON; "" for none), for the model: the
-        conversation actor restarts to build its prompts again (turns in progress finish
-        first, as in a shutdown)."""
+        next turn follows them (turns in progress end on the version they began with)."""
         async with self.reconfiguring:
             if text is not None:
                 self.rules = text
             if strategy is not None:
-                self.strategy = _strategy_text(strategy)
-            await self._rebuild(("conversation",))
+                self.strategy = strategy_text(strategy)
+            self._publish_rules()
 
     async def use_business(self, config: BusinessConfig) -> None:
-        """A new business config (edited in the dashboard) in force without restarting the
-        process: every context holding the old one gets it, and the actors that built
-        something from it restart as an operator asks (not a crash; turns and sends in
-        progress finish first, as in a shutdown). The ingress reads it per request, so
-        requests in flight are not touched."""
+        """A new business config (edited in the dashboard) in force without restarting
+        anything: every context holding the old one gets it, and the next turn follows the
+        rules built from it. The ingress reads it per request."""
         async with self.reconfiguring:
             self.business = config
             for ctx in self.business_holders:
                 ctx.business = config
-            # What these contexts derive from it (opt-out phrases, extractor, scorer).
-            if self.conversation_ctx is not None:
-                self.conversation_ctx.__post_init__()
-            if self.classifier_ctx is not None:
-                self.classifier_ctx.__post_init__()
-            await self._rebuild(BUILT_FROM_BUSINESS)
+            self._publish_rules()
             log.info("business config in force: %d service(s)", len(config.services))
 
-    async def _rebuild(self, names: tuple[str, ...]) -> None:
-        """Operator restarts of the running ones among `names`; one that is not running
-        (backing off after a crash) reads the new config when it starts anyway."""
-        for name in names:
-            if self.supervisor is None or not self.supervisor.is_running(name):
-                continue
-            try:
-                await self.supervisor.restart(name)
-            except RuntimeError:
-                log.warning(
-                    "actor %s was not running to restart; it starts with the new config", name
-                )
+    def _turn_rules(self) -> conversation.TurnRules:
+        return turn_rules(
+            self.business,
+            self.settings,
+            prompt=self.rules,
+            strategy=self.strategy,
+            stats=self.classifier_stats,
+            failpoints=self.failpoints,
+        )
+
+    def _publish_rules(self) -> None:
+        if self.conversation_ctx is not None:
+            self.conversation_ctx.use_rules(self._turn_rules())
 
     def problems(self) -> list[str]:
         """What makes the suite `degraded` besides its actors (for /health/detailed)."""
@@ -336,7 +289,7 @@ class Suite:
             self.rules = str(edited["text"])
         strategy = prompts.current(self.db, "strategy")
         if strategy is not None:
-            self.strategy = _strategy_text(str(strategy["text"]))
+            self.strategy = strategy_text(str(strategy["text"]))
         try:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
@@ -363,18 +316,55 @@ class Suite:
         done.cancel()  # the supervisor has stopped every actor: end the watchdog too
 
     def _children(self, db: Database) -> list[ChildSpec]:
-        conversation_ctx = conversation.ConversationContext(
+        notices = self.channels.notifier_notices
+        conversation_ctx = self.conversation_ctx = conversation.ConversationContext(
             db=db,
-            business=self.business,
-            brain=OfflineBrain(self.business),  # replaced per incarnation by _conversation
+            rules=self._turn_rules(),
             turn_timeout=self.settings.openai_timeout,
             history_max_tokens=self.settings.history_max_tokens,
             failpoints=self.failpoints,
-            debounce=self.settings.debounce_seconds,
-            outbox_ready=self.notices_send,
-            classify=self.classify_send,
+            limits=conversation.LaneLimits(debounce=self.settings.debounce_seconds),
             ack_first=self.ack_first,
         )
+        classifier_ctx = classifier.ClassifierContext(
+            db, lambda: conversation_ctx.rules.classifier, self.ack_first
+        )
+        notifier_ctx, backup_ctx, ingress_ctx = self._holders(db)
+        self.business_holders = [notifier_ctx, backup_ctx, ingress_ctx]
+        return [
+            # A checkpoint or a backup in a thread cannot be cancelled: give it time to end.
+            ChildSpec(
+                "store",
+                partial(maintenance.run, self.settings.database_path, self.checkpoints),
+                shutdown_timeout=30 * SECONDS,
+            ),
+            ChildSpec("backup", partial(backup.run, backup_ctx), shutdown_timeout=60 * SECONDS),
+            ChildSpec(
+                "notifier",
+                partial(notifier.run, notifier_ctx, notifier_notices=notices.receive),
+                shutdown_timeout=20 * SECONDS,
+            ),
+            ChildSpec(
+                "classifier",
+                partial(classifier.run, classifier_ctx, notifier_notices=notices.send),
+                shutdown_timeout=5 * SECONDS,
+            ),
+            ChildSpec(
+                "conversation",
+                partial(self._conversation, conversation_ctx),
+                shutdown_timeout=5 * SECONDS,
+            ),
+            ChildSpec(
+                "ingress",
+                partial(ingress.run, ingress_ctx, self.bound),
+                shutdown_timeout=12 * SECONDS,
+            ),
+        ]
+
+    def _holders(
+        self, db: Database
+    ) -> tuple[notifier.NotifierContext, backup.BackupContext, ingress.IngressContext]:
+        """The contexts that read the business config in force (swapped on an edit)."""
         notifier_ctx = notifier.NotifierContext(
             db=db,
             settings=self.settings,
@@ -391,73 +381,16 @@ class Suite:
             stats=self.backup_stats,
             clock=lambda: self.clock(),
         )
-        classifier_ctx = classifier.ClassifierContext(
-            db=db,
-            business=self.business,
-            settings=self.settings,
-            notices=self.notices_send,
-            failpoints=self.failpoints,
-            stats=self.classifier_stats,
-            ack_first=self.ack_first,
-        )
         ingress_ctx = ingress.IngressContext(
             settings=self.settings,
             db=db,
             business=self.business,
-            inbox=self.inbox_send,
+            inbound_messages=self.channels.inbound_messages.send,
             suite=self,
-            notices=self.notices_send,
+            notifier_notices=self.channels.notifier_notices.send,
             ack_first=self.ack_first,
         )
-        self.conversation_ctx = conversation_ctx
-        self.classifier_ctx = classifier_ctx
-        self.business_holders = [
-            conversation_ctx,
-            notifier_ctx,
-            backup_ctx,
-            classifier_ctx,
-            ingress_ctx,
-        ]
-        return [
-            ChildSpec(
-                "store",
-                partial(maintenance.run, self.settings.database_path, self.checkpoints),
-                Restart.PERMANENT,
-                # A checkpoint in a thread cannot be cancelled: give it time to end.
-                shutdown_timeout=30 * SECONDS,
-            ),
-            ChildSpec(
-                "backup",
-                partial(backup.run, backup_ctx),
-                Restart.PERMANENT,
-                # A backup in a thread cannot be cancelled: give it time to end.
-                shutdown_timeout=60 * SECONDS,
-            ),
-            ChildSpec(
-                "notifier",
-                partial(notifier.run, notifier_ctx, self.notices_receive),
-                Restart.PERMANENT,
-                shutdown_timeout=20 * SECONDS,
-            ),
-            ChildSpec(
-                "classifier",
-                partial(classifier.run, classifier_ctx, self.classify_receive),
-                Restart.PERMANENT,
-                shutdown_timeout=5 * SECONDS,
-            ),
-            ChildSpec(
-                "conversation",
-                partial(self._conversation, conversation_ctx),
-                Restart.PERMANENT,
-                shutdown_timeout=5 * SECONDS,
-            ),
-            ChildSpec(
-                "ingress",
-                partial(ingress.run, ingress_ctx, self.bound),
-                Restart.PERMANENT,
-                shutdown_timeout=12 * SECONDS,
-            ),
-        ]
+        return notifier_ctx, backup_ctx, ingress_ctx
 
     async def _conversation(
         self,
@@ -466,47 +399,16 @@ class Suite:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        async with self._brain() as brain:
+        async with model_brain(self.settings, self.llm_stats, self.model_gate) as brain:
             ctx.brain = brain
-            await conversation.run(ctx, self.inbox_receive, stop, task_status=task_status)
-
-    @asynccontextmanager
-    async def _brain(self) -> AsyncIterator[Brain]:
-        """The brain for one incarnation; an OpenAI client is always closed after use."""
-        if self.settings.offline:
-            yield OfflineBrain(self.business)
-            return
-        async with openai.AsyncOpenAI(
-            api_key=self.settings.openai_api_key,
-            base_url=self.settings.openai_base_url,
-            timeout=self.settings.openai_timeout,
-            max_retries=0,  # ours, with backoff and jitter, in the brain
-        ) as client:
-            yield OpenAIBrain(
-                client,
-                LLMOptions(
-                    self.settings.openai_model,
-                    self.settings.openai_temperature,
-                    self.settings.openai_max_tokens,
-                    self.settings.openai_max_retries,
-                ),
-                {
-                    channel: system_prompt(
-                        self.business,
-                        "\n\n".join(filter(None, (self.rules, self.strategy))),
-                        channel,
-                    )
-                    for channel in CHANNELS
-                },
-                self.llm_stats,
-                self.model_gate,
+            await conversation.run(
+                ctx,
+                stop,
+                inbound_messages=self.channels.inbound_messages.receive,
+                notifier_notices=self.channels.notifier_notices.send,
+                task_status=task_status,
             )
 
 
 class _HoldsBusiness(Protocol):
     business: BusinessConfig
-
-
-def _strategy_text(stored: str) -> str:
-    """What the model is told of a stored strategy ("" when there is none)."""
-    return render_strategy(Strategy.model_validate_json(stored)) if stored else ""

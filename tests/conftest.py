@@ -12,9 +12,10 @@ import httpx
 import pytest
 import trio
 
-from supervisor.business import load_business
-from supervisor.settings import Settings, load_settings
-from supervisor.suite import Suite, load_rules
+from sales.business import load_business
+from sales.settings import Settings, load_settings
+from supervisor.startup import load_rules
+from supervisor.suite import Suite
 from tests.fakes.graph_server import FakeGraph, serve_graph
 from tests.fakes.openai_server import FakeOpenAI, serve_fake
 from tests.repo_guard import snapshot, written

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.errors import ConfigProblem
-from supervisor.settings import load_settings
+from sales.errors import ConfigProblem
+from sales.settings import load_settings
 
 
 def test_defaults_are_the_embedded_ones(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 import trio
 
+from sales.business import BusinessConfig
+from sales.settings import Settings
 from store import backups
 from store.backups import BackupResult
 from store.db import Database, from_text
-from supervisor.business import BusinessConfig
-from supervisor.settings import Settings
 
 log = logging.getLogger("backup")
 
@@ -103,12 +103,12 @@ async def run(
     if at is None:
         await stop.wait()  # scheduled backups off (BACKUP_TIME=off): `ia-comercial backup`
         return
-    zone = ZoneInfo(ctx.business.schedule.timezone)
     # A backup is due when BACKUP_TIME falls between two looks at the wall clock: a clock
     # set back never repeats one, a jump forward over 03:00 takes one (not one per day).
     last_look = ctx.clock()
     while not stop.is_set():
         now = ctx.clock()
+        zone = ZoneInfo(ctx.business.schedule.timezone)  # the config in force (editable)
         if last_look < now and next_run(last_look, at, zone) <= now:
             await backup_now(ctx)
         last_look = now

@@ -1,5 +1,5 @@
-"""The classifier actor: after every user turn, the lead's fields, class, score and reasons."""
+"""The classifier actor: classifies the answered turns the turn path could not."""
 
-from .actor import ClassifierContext, ClassifierStatistics, run
+from .actor import ClassifierContext, run, sweep
 
-__all__ = ["ClassifierContext", "ClassifierStatistics", "run"]
+__all__ = ["ClassifierContext", "run", "sweep"]

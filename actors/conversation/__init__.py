@@ -1,5 +1,7 @@
-"""The conversation actor and its brains."""
+"""The conversation actor: lanes, the one turn path, and its brains."""
 
 from .actor import ConversationContext, run
+from .lanes import LaneLimits
+from .turn import TurnRules
 
-__all__ = ["ConversationContext", "run"]
+__all__ = ["ConversationContext", "LaneLimits", "TurnRules", "run"]

@@ -23,6 +23,7 @@ class BrainTurn:
     history: tuple[ChatLine, ...]  # oldest first, ending with the user's new message(s)
     known: LeadFields = field(default_factory=LeadFields)  # what this conversation collected
     known_sources: dict[str, Any] = field(default_factory=dict)  # where each value came from
+    system_prompt: str = ""  # for a model brain: the rules in force, for this channel
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypedDict
+from typing import Any
 
 import httpx2
 import openai
@@ -26,8 +25,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
-from actors.latency import Latencies
-from store.db import utc_now
+from actors.statistics import LLMStatistics
 from store.leads import CLASSIFICATIONS, LeadFields
 
 from .brain import BrainReply, BrainTurn, OnChunk
@@ -39,7 +37,6 @@ log = logging.getLogger("conversation.llm")
 
 RETRY_INITIAL_WAIT = 0.5  # seconds
 RETRY_MAX_WAIT = 8.0
-RECENT_ANSWERS = 100  # outcomes kept for health's "most calls failed lately"
 _LEAD_KEYS = {
     "nombre": "name",
     "telefono": "phone",
@@ -58,56 +55,16 @@ class LLMOptions:
     max_attempts: int
 
 
-class LLMError(TypedDict):
-    message: str
-    at: str  # UTC, as the store writes time
-
-
-@dataclass
-class LLMStatistics:
-    """`calls` counts attempts; `errors` counts answers given up (after retries and repair,
-    a timeout or a cancellation included), `timeouts` those of them that ran out of time;
-    `waited_out` turns whose time ran out in the model gate's queue, before any call went
-    out (the model did not fail them: it was busy with the turns before)."""
-
-    calls: int = 0
-    errors: int = 0
-    timeouts: int = 0
-    waited_out: int = 0
-    retries: int = 0
-    repairs: int = 0
-    last_error: LLMError | None = None
-    failures_in_a_row: int = 0
-    # (trio.current_time(), answered) of the newest answers, for health.
-    recent: deque[tuple[float, bool]] = field(default_factory=lambda: deque(maxlen=RECENT_ANSWERS))
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency: Latencies = field(default_factory=Latencies)
-
-    def answered(self) -> None:
-        self.failures_in_a_row = 0
-        self.recent.append((trio.current_time(), True))
-
-    def failed(self, message: str, *, timeout: bool = False) -> None:
-        self.errors += 1
-        self.timeouts += timeout
-        self.failures_in_a_row += 1
-        self.last_error = {"message": message, "at": utc_now()}
-        self.recent.append((trio.current_time(), False))
-
-
 class OpenAIBrain:
     def __init__(
         self,
         client: openai.AsyncOpenAI,
         options: LLMOptions,
-        system_prompt: dict[str, str],
         stats: LLMStatistics | None = None,
         gate: ModelGate | None = None,
     ) -> None:
         self.client = client
         self.options = options
-        self.system_prompt = system_prompt  # by channel
         self.stats = stats if stats is not None else LLMStatistics()
         self.gate = gate if gate is not None else ModelGate(INITIAL_LIMIT)
 
@@ -136,7 +93,7 @@ class OpenAIBrain:
 
     async def _reply(self, turn: BrainTurn, on_chunk: OnChunk | None, queue: _Queue) -> BrainReply:
         messages: list[ChatCompletionMessageParam] = [
-            {"role": "system", "content": self.system_prompt[turn.channel]},
+            {"role": "system", "content": turn.system_prompt},
             *(_chat_message(line.role, line.content) for line in turn.history),
         ]
         raw, usage = await self._with_retries(messages, on_chunk, queue)

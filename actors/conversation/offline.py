@@ -14,10 +14,10 @@ from typing import Any
 
 import trio
 
-from actors.classifier.extract import Extractor
-from actors.classifier.fields import settle, sources_from_json
+from sales.business import BusinessConfig, Service, fold
+from sales.extract import Extractor
+from sales.fields import settle, sources_from_json
 from store.leads import LeadFields
-from supervisor.business import BusinessConfig, Service, fold
 
 from .brain import BrainReply, BrainTurn, ChatLine, OnChunk
 from .offline_answers import Answers, Block, Clock, Voice

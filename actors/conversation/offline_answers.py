@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from rapidfuzz import fuzz, process
 
-from actors.classifier.extract import Extractor
-from actors.classifier.text import normalize
-from supervisor.business import WEEKDAYS, WEEKDAYS_ES, BusinessConfig, Service
+from sales.business import WEEKDAYS, WEEKDAYS_ES, BusinessConfig, Service
+from sales.extract import Extractor
+from sales.text import normalize
 
 from .prompt import schedule_lines
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from supervisor.business import WEEKDAYS, WEEKDAYS_ES, BusinessConfig
+from sales.business import WEEKDAYS, WEEKDAYS_ES, BusinessConfig
 
 MESSAGING_BLOCK = """CANAL: {channel}
 - Máximo 2 líneas por mensaje, sin párrafos largos.

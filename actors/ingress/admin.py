@@ -17,14 +17,13 @@ import trio
 from pydantic import ValidationError
 from quart import Blueprint, Response, request
 
-from actors.channels import MESSAGING, TEXT_LIMIT, split_text
-from actors.conversation.strategy import Strategy
 from actors.messages import OutboxReady
-from actors.notifier.actor import LoggedFollowUps
-from actors.notifier.follow_ups import FollowUps
+from sales.business import field_errors
+from sales.channels import MESSAGING, TEXT_LIMIT, split_text
+from sales.follow_ups import FollowUps, LoggedFollowUps
+from sales.strategy import Strategy
 from store import conversations, follow_ups, lead_reports, leads, messages, outbox, prompts
 from store.lead_reports import LeadFilter
-from supervisor.business import field_errors
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
@@ -254,9 +253,9 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
                     split_text(text.strip(), TEXT_LIMIT[conversation.channel]),
                     message_id,
                 )
-        if conversation.channel in MESSAGING and ctx.notices is not None:
+        if conversation.channel in MESSAGING and ctx.notifier_notices is not None:
             with contextlib.suppress(trio.WouldBlock):
-                ctx.notices.send_nowait(OutboxReady(conversation.id))
+                ctx.notifier_notices.send_nowait(OutboxReady(conversation.id))
         events.info(
             "human reply in conversation %d (%s)",
             conversation.id,
@@ -309,9 +308,9 @@ def create_admin_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
         if not outcome["ok"]:
             return error_response(409, str(outcome["error"]))
         queued = outcome["conversation"]
-        if isinstance(queued, int) and ctx.notices is not None:
+        if isinstance(queued, int) and ctx.notifier_notices is not None:
             with contextlib.suppress(trio.WouldBlock):
-                ctx.notices.send_nowait(OutboxReady(queued))
+                ctx.notifier_notices.send_nowait(OutboxReady(queued))
         return json_response({"success": True, "data": outcome["attempt"]})
 
     @bp.get("/api/prompt")

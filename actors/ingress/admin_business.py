@@ -15,7 +15,7 @@ import trio
 from pydantic import ValidationError
 from quart import Blueprint, Response
 
-from supervisor.business import BusinessConfig, field_errors
+from sales.business import BusinessConfig, field_errors
 
 from .admin_auth import AdminAuth
 from .context import IngressContext

@@ -27,7 +27,7 @@ from .simulate import create_simulate_blueprint, owner_logged_in
 from .webhooks import create_webhooks_blueprint
 
 if TYPE_CHECKING:
-    from supervisor.business import BusinessConfig
+    from sales.business import BusinessConfig
 
 log = logging.getLogger("ingress")
 

@@ -195,7 +195,7 @@ async def answer(
     slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
     inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, streaming)
     with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
-        await ctx.inbox.send(inbound)
+        await ctx.inbound_messages.send(inbound)
     if handoff.cancelled_caught:
         slot_receive.close()
         messages.mark_failed(ctx.db, stored.id)  # the user is told to send it again

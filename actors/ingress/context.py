@@ -8,12 +8,11 @@ from typing import Protocol
 import trio
 
 from actors.ack_first import AckFirst
-from actors.conversation.llm import LLMStatistics
 from actors.messages import InboundMessage, NotifierNotice
-from actors.notifier.actor import NotifierStatistics
+from actors.statistics import LLMStatistics, NotifierStatistics
+from sales.business import BusinessConfig
+from sales.settings import Settings
 from store.db import Database
-from supervisor.business import BusinessConfig
-from supervisor.settings import Settings
 from supervisor.supervisor import ActorStatistics
 
 
@@ -57,7 +56,7 @@ class IngressContext:
     settings: Settings
     db: Database
     business: BusinessConfig
-    inbox: trio.MemorySendChannel[InboundMessage]
+    inbound_messages: trio.MemorySendChannel[InboundMessage]
     suite: SuiteStatus
-    notices: trio.MemorySendChannel[NotifierNotice] | None = None  # wakes the notifier
+    notifier_notices: trio.MemorySendChannel[NotifierNotice] | None = None
     ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared

@@ -18,8 +18,7 @@ import psutil
 import trio
 from quart import Blueprint, Response
 
-from actors.conversation.llm import LLMStatistics
-from actors.notifier.actor import NotifierStatistics
+from actors.statistics import LLMStatistics, NotifierStatistics
 from store import leads, messages, outbox, owner_notifications
 from store.db import Database, WriteFailure, from_text, to_text
 from store.leads import Lead

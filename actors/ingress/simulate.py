@@ -108,7 +108,7 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
             conversation_id = notices[0].conversation_id
         for notice in notices:
             try:
-                ctx.inbox.send_nowait(notice)
+                ctx.inbound_messages.send_nowait(notice)
             except trio.WouldBlock:
                 break  # stored: the conversation actor's sweep finds it
         return json_response({"success": True, "conversationId": conversation_id}, status=202)

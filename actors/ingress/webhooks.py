@@ -31,8 +31,8 @@ import trio
 from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from actors.channels import MESSAGING
 from actors.messages import InboundMessage
+from sales.channels import MESSAGING
 from store import conversations, messages, outbox, unsupported
 from store.unsupported import UnsupportedEvent
 
@@ -135,7 +135,7 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
         stored = store_batch(ctx, batch.inbound, batch.statuses, batch.notices)
         for notice in stored.fresh:
             try:
-                ctx.inbox.send_nowait(notice)
+                ctx.inbound_messages.send_nowait(notice)
             except trio.WouldBlock:
                 break  # the rows are committed; the conversation actor's sweep finds them
         return json_response(

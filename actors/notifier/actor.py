@@ -24,18 +24,18 @@ from tenacity.wait import wait_random_exponential
 from actors.ack_first import AckFirst, Work
 from actors.lifecycle import cancel_when_set
 from actors.messages import NotifierNotice, OutboxReady
+from actors.statistics import NotifierStatistics
+from sales.business import BusinessConfig
+from sales.failpoints import Failpoints
+from sales.follow_ups import LoggedFollowUps
+from sales.settings import Settings
 from store import messages, outbox, owner_notifications
 from store.db import Database, from_text, utc_now
-from store.leads import Lead
 from store.outbox import OutboxItem
 from store.owner_notifications import Notification
-from supervisor.business import BusinessConfig
-from supervisor.failpoints import Failpoints
-from supervisor.settings import Settings
 
 from .email import Mailer, MailError, compose
 from .errors import GraphError, NotConfigured
-from .follow_ups import FollowUps
 from .graph import GraphClient
 
 log = logging.getLogger("notifier")
@@ -56,44 +56,6 @@ WEBHOOK_TIMEOUT = 10 * SECONDS
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class NotifierStatistics:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    skipped: int = 0
-    owner_sent: int = 0
-    owner_retried: int = 0
-    owner_failed: int = 0
-    owner_resent_after_crash: int = 0
-    sends_resent_after_crash: int = 0  # WhatsApp/Instagram sends cut mid-request by a crash
-    follow_up_runs: int = 0
-    # For health: attempts at Graph (sends and receipts) and at the owner that failed since
-    # the last one that went through, and when each last went through or failed (UTC).
-    send_failures_in_a_row: int = 0
-    last_send_ok_at: str | None = None
-    last_send_failure_at: str | None = None
-    owner_failures_in_a_row: int = 0
-    owner_last_ok_at: str | None = None
-    owner_last_failure_at: str | None = None
-
-    def send_went_through(self) -> None:
-        self.send_failures_in_a_row = 0
-        self.last_send_ok_at = utc_now()
-
-    def send_failed(self) -> None:
-        self.send_failures_in_a_row += 1
-        self.last_send_failure_at = utc_now()
-
-    def owner_went_through(self) -> None:
-        self.owner_failures_in_a_row = 0
-        self.owner_last_ok_at = utc_now()
-
-    def owner_failed_once(self) -> None:
-        self.owner_failures_in_a_row += 1
-        self.owner_last_failure_at = utc_now()
 
 
 @dataclass
@@ -159,8 +121,8 @@ class Deliverer:
                     found = outbox.next_for_conversation(self.ctx.db, conversation_id)
                     if found is None or found[1] > utc_now():
                         return  # nothing left, or the oldest waits for its retry time
-                    await self.ctx.ack_first.turn(Work.SEND)  # Meta's acknowledgements go first
-                    await self._send(found[0])
+                    async with self.ctx.ack_first.answering(Work.SEND):  # Meta's 200s first
+                        await self._send(found[0])
         finally:
             self.running.discard(conversation_id)
 
@@ -325,22 +287,6 @@ def _is_alert(item: Notification) -> bool:
     return item.event.startswith("alert_")
 
 
-class LoggedFollowUps(FollowUps):
-    """Follow-ups whose every decision is also a business event."""
-
-    def attempt(self, lead: Lead, now: datetime, number: int) -> int | None:
-        conversation_id = super().attempt(lead, now, number)
-        outcome = "skipped" if conversation_id is None else "queued"
-        events.info(
-            "follow-up %d for lead %d %s",
-            number,
-            lead.id,
-            outcome,
-            extra={"ctx": {"event": f"follow_up_{outcome}", "lead": lead.id}},
-        )
-        return conversation_id
-
-
 class WebhookError(Exception):
     def __init__(self, reason: str, *, transient: bool) -> None:
         self.reason = reason
@@ -349,8 +295,9 @@ class WebhookError(Exception):
 
 
 async def _follow_ups_forever(ctx: NotifierContext, deliverer: Deliverer) -> None:
-    follow = LoggedFollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
     while True:
+        # Built each time from the business config in force (the owner may edit it).
+        follow = LoggedFollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
         if follow.tick():
             deliverer.start_due()
         ctx.stats.follow_up_runs += 1
@@ -366,12 +313,13 @@ async def _owner_forever(owner: OwnerDeliverer, kicks: trio.MemoryReceiveChannel
 
 async def run(
     ctx: NotifierContext,
-    wake: trio.MemoryReceiveChannel[NotifierNotice],
     stop: trio.Event,
     *,
+    notifier_notices: trio.MemoryReceiveChannel[NotifierNotice],
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """`wake` belongs to the supervisor and outlives this incarnation; never closed here."""
+    """`notifier_notices` belongs to the supervisor and outlives this incarnation; never
+    closed here."""
     async with httpx.AsyncClient(timeout=SEND_TIMEOUT) as http, trio.open_nursery() as nursery:
         deliverer = Deliverer(ctx, GraphClient(http, ctx.settings), nursery)
         owner = OwnerDeliverer(ctx, http)
@@ -388,7 +336,7 @@ async def run(
                     deliverer.start_due()
                     with trio.move_on_after(POLL_INTERVAL):
                         while True:
-                            notice = await wake.receive()
+                            notice = await notifier_notices.receive()
                             if isinstance(notice, OutboxReady):
                                 deliverer.start(notice.conversation_id)
                             else:

@@ -10,8 +10,8 @@ from email.utils import make_msgid
 
 import trio
 
+from sales.settings import Settings
 from store.owner_notifications import Notification
-from supervisor.settings import Settings
 
 SMTP_TIMEOUT = 15.0
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
+from sales.settings import Settings
 from supervisor.logs import REDACTED
-from supervisor.settings import Settings
 
 from .errors import GraphError, GraphTransient, NotConfigured, from_response
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import trio
 
-from actors.conversation.actor import fallback_text
 from actors.conversation.model_gate import INITIAL_LIMIT
+from actors.conversation.replies import fallback_text
 from tests.conftest import KNOWN_SECRET, make_settings, running_suite
 from tests.fakes.openai_server import Answer, FakeOpenAI, Stall, Status, lead_json
 

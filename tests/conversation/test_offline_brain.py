@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.classifier.extract import Extractor
 from actors.conversation.brain import BrainTurn, ChatLine
 from actors.conversation.offline import CLOSINGS, QUESTIONS, OfflineBrain
 from actors.conversation.streaming import ReplyStreamExtractor
+from sales.business import BusinessConfig, load_business
+from sales.extract import Extractor
 from store.leads import LeadFields
-from supervisor.business import BusinessConfig, load_business
 from tests.conftest import DATA, ROOT
 
 SANTIAGO = ZoneInfo("America/Santiago")

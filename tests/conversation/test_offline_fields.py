@@ -6,7 +6,7 @@ from __future__ import annotations
 from actors.conversation.brain import ChatLine
 from actors.conversation.offline import OfflineBrain
 from store.leads import LeadFields
-from tests.classifier.harness import example_business
+from tests.sales.harness import example_business
 
 BRAIN = OfflineBrain(example_business())
 INSTALL = "Instalación de aire acondicionado"

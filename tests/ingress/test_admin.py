@@ -59,7 +59,13 @@ async def test_every_admin_route_wants_a_session_and_changes_want_csrf(tmp_path:
     async with running_suite(admin_settings(tmp_path)) as (suite, client):
         assert suite.db is not None
         app = create_app(
-            IngressContext(suite.settings, suite.db, suite.business, suite.inbox_send, suite)
+            IngressContext(
+                suite.settings,
+                suite.db,
+                suite.business,
+                suite.channels.inbound_messages.send,
+                suite,
+            )
         )
         admin: list[tuple[str, str]] = []
         for rule in app.url_map.iter_rules():

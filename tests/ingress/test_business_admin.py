@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import trio
 
-from supervisor.business import BusinessConfig, load_business
+from sales.business import BusinessConfig, load_business
 from tests.conftest import DATA, ROOT, make_settings, running_suite, wait_for
 from tests.fakes.openai_server import EchoLast, FakeOpenAI
 
@@ -89,11 +89,8 @@ async def test_a_field_error_by_path_then_a_new_price_in_force_without_a_restart
         assert path.with_name("business.json.bak").read_text(encoding="utf-8") == original
         assert load_business(path).services[1].price == "$52.000 por equipo"
         assert not list(path.parent.glob(".business.json.*"))  # no temporary file left
-        for actor in suite.actors():  # operator restarts: never a crash
-            expected = (
-                1 if actor.name in ("backup", "notifier", "classifier", "conversation") else 0
-            )
-            assert (actor.name, actor.restarts) == (actor.name, expected)
+        for actor in suite.actors():  # the new rules are swapped in: nothing restarts
+            assert (actor.name, actor.restarts) == (actor.name, 0)
             assert actor.last_error is None and actor.recent_restarts == 0
         assert suite.business.services[1].price == "$52.000 por equipo"
 

@@ -29,7 +29,13 @@ async def test_a_lone_surrogate_is_a_4xx_on_every_route_that_takes_a_body(
         assert r.status_code == 400 and "Unicode" in r.text
         csrf = await login(client)
         app = create_app(
-            IngressContext(suite.settings, suite.db, suite.business, suite.inbox_send, suite)
+            IngressContext(
+                suite.settings,
+                suite.db,
+                suite.business,
+                suite.channels.inbound_messages.send,
+                suite,
+            )
         )
         tried = 0
         for rule in app.url_map.iter_rules():

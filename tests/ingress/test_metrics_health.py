@@ -76,8 +76,8 @@ async def test_health_detailed_is_complete_and_health_stays_cheap(tmp_path: Path
         detailed = (await client.get("/health/detailed")).json()
         assert (await client.get("/health")).json() == {"status": "ok"}
     assert detailed["status"] in ("ok", "degraded")  # degraded only by a busy test machine
-    assert set(detailed["queues"]) == {"inbox", "classify", "notifier"}
-    assert detailed["queues"]["inbox"]["capacity"] == 64
+    assert set(detailed["queues"]) == {"inbound_messages", "notifier_notices"}
+    assert detailed["queues"]["inbound_messages"]["capacity"] == 64
     assert detailed["llm"]["configured"] is False and detailed["llm"]["calls"] == 0
     assert set(detailed["process"]) >= {
         "rssBytes",

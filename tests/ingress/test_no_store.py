@@ -49,7 +49,13 @@ async def test_every_api_answer_is_no_store(tmp_path: Path) -> None:
         csrf = await login(client)
         lead_id = (await client.get("/api/leads")).json()["data"][0]["id"]
         app = create_app(
-            IngressContext(suite.settings, suite.db, suite.business, suite.inbox_send, suite)
+            IngressContext(
+                suite.settings,
+                suite.db,
+                suite.business,
+                suite.channels.inbound_messages.send,
+                suite,
+            )
         )
         routes = sorted(
             (

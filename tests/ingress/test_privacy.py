@@ -96,7 +96,13 @@ async def test_no_public_route_shows_a_second_visitor_the_first_ones_data(
         assert suite.db is not None
         await _chat(client, FIRST, FIRST_SAYS)
         app = create_app(
-            IngressContext(suite.settings, suite.db, suite.business, suite.inbox_send, suite)
+            IngressContext(
+                suite.settings,
+                suite.db,
+                suite.business,
+                suite.channels.inbound_messages.send,
+                suite,
+            )
         )
         visited = 0
         async with httpx.AsyncClient(base_url=suite.url, timeout=30) as visitor:

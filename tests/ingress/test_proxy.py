@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from actors.ingress.proxy import TrustedProxy, parse_networks
-from supervisor.errors import ConfigProblem
-from supervisor.settings import load_settings
+from sales.errors import ConfigProblem
+from sales.settings import load_settings
 
 
 async def seen_by_app(

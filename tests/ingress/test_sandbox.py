@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from sales.errors import ConfigProblem
 from store import sandbox
 from store.db import Database, open_database, utc_now
-from supervisor.errors import ConfigProblem
 from tests.conftest import make_settings, running_suite, wait_for
 from tests.ingress.test_admin import PASSWORD, admin_settings, login
 

@@ -11,14 +11,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.notifier.follow_ups import FollowUps
-from actors.notifier.hours import is_open, next_opening
+from sales.business import BusinessConfig, Schedule, WorkingDay
+from sales.follow_ups import FollowUps
+from sales.hours import is_open, next_opening
 from store import follow_ups, leads
 from store.db import to_text as iso
 from store.leads import Lead
-from supervisor.business import BusinessConfig, Schedule, WorkingDay
-from tests.classifier.harness import WA_ID, Desk, example_business
 from tests.conftest import make_settings
+from tests.sales.harness import WA_ID, Desk, example_business
 
 SANTIAGO = ZoneInfo("America/Santiago")
 
@@ -125,7 +125,7 @@ def setup(tmp_path: Path, text: str, channel: str = "whatsapp", **env: str) -> t
 
 def run(desk: Desk, clock: Clock, at: datetime, business: BusinessConfig | None = None) -> None:
     clock.now = at
-    FollowUps(desk.db, business or example_business(), desk.classifier.ctx.settings, clock).tick()
+    FollowUps(desk.db, business or example_business(), desk.classifier.settings, clock).tick()
 
 
 def test_hot_after_12_hours_then_a_template_outside_the_window_then_no_more(

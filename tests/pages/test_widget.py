@@ -15,8 +15,8 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from supervisor.errors import ConfigProblem
-from supervisor.settings import load_settings
+from sales.errors import ConfigProblem
+from sales.settings import load_settings
 from tests.conftest import KNOWN_SECRET, make_settings, require_system, running_suite
 from tests.fakes import serve_on_loopback
 from tests.fakes.openai_server import Answer, FakeOpenAI, lead_json

@@ -17,16 +17,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from actors.owner_messages import daily_summary, follow_up_reminder
+from sales.business import BusinessConfig
+from sales.owner_messages import daily_summary, follow_up_reminder
+from sales.settings import Settings
 from store import conversations, follow_ups, leads, outbox, owner_notifications
 from store.db import Database, from_text, to_text
 from store.leads import Lead
-from supervisor.business import BusinessConfig
-from supervisor.settings import Settings
 
 from .hours import is_open
 
 log = logging.getLogger("notifier.follow_ups")
+events = logging.getLogger("business")  # one line per business event, no personal data
 
 WINDOW = timedelta(hours=24)
 SUMMARY_CATCH_UP = timedelta(hours=4)
@@ -271,3 +272,19 @@ class FollowUps:
             self.business, yesterday.date().isoformat(), by_class, by_channel, self.due(now)
         )
         return owner_notifications.enqueue(self.db, "email", "daily_summary", key, message)
+
+
+class LoggedFollowUps(FollowUps):
+    """Follow-ups whose every decision is also a business event."""
+
+    def attempt(self, lead: Lead, now: datetime, number: int) -> int | None:
+        conversation_id = super().attempt(lead, now, number)
+        outcome = "skipped" if conversation_id is None else "queued"
+        events.info(
+            "follow-up %d for lead %d %s",
+            number,
+            lead.id,
+            outcome,
+            extra={"ctx": {"event": f"follow_up_{outcome}", "lead": lead.id}},
+        )
+        return conversation_id

@@ -18,8 +18,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from rapidfuzz import fuzz, process
 
+from sales.business import BusinessConfig, Service, fold
 from store.leads import LeadFields
-from supervisor.business import BusinessConfig, Service, fold
 
 from .fields import Finding, How, settle
 from .names import answered_name, clean_name, name_in_phrase

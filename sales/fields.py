@@ -19,8 +19,8 @@ from dataclasses import dataclass, fields, replace
 from enum import IntEnum
 from typing import Any
 
+from sales.business import fold
 from store.leads import LeadFields
-from supervisor.business import fold
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(LeadFields))
 

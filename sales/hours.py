@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from supervisor.business import WEEKDAYS, Schedule
+from sales.business import WEEKDAYS, Schedule
 
 STEP = timedelta(minutes=15)
 HORIZON = timedelta(days=8)

@@ -1,11 +1,22 @@
-"""What the messaging channels allow: message length limits and splitting long replies."""
+"""The channels, and what the messaging ones allow: length limits and splitting replies."""
 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
-MESSAGING = frozenset({"whatsapp", "instagram"})
-TEXT_LIMIT = {"whatsapp": 4096, "instagram": 1000}
+
+class Channel(StrEnum):
+    """Where a person writes from (equal to its plain string: rows keep the string)."""
+
+    WEB = "web"
+    WHATSAPP = "whatsapp"
+    INSTAGRAM = "instagram"
+
+
+CHANNELS = tuple(Channel)
+MESSAGING = frozenset({Channel.WHATSAPP, Channel.INSTAGRAM})  # Meta's, answered through Graph
+TEXT_LIMIT: dict[str, int] = {Channel.WHATSAPP: 4096, Channel.INSTAGRAM: 1000}
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
 
 

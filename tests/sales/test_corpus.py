@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.classifier.corpus import evaluate, load_corpus
+from tests.sales.corpus import evaluate, load_corpus
 
 PRECISION_FLOOR = 0.98  # name, phone, e-mail, comuna: a wrong value misleads the salesperson
 RECALL_FLOOR = 0.90

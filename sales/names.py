@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from supervisor.business import fold
+from sales.business import fold
 
 from .text import normalize
 

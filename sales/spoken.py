@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from supervisor.business import fold
+from sales.business import fold
 
 UNITS = {
     "cero": 0, "uno": 1, "un": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sales.business import LeadRules
 from store.leads import LeadFields
-from supervisor.business import LeadRules
 
 from .text import PhraseSet
 

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.classifier.actor import Classifier, ClassifierContext
-from actors.classifier.text import OptOut
+from sales.business import BusinessConfig, fold
+from sales.classify import LeadClassifier
+from sales.settings import Settings
+from sales.text import OptOut
 from store import conversations, leads, messages
 from store.db import open_database
 from store.messages import ReplyRecord
-from supervisor.business import BusinessConfig, fold
-from supervisor.settings import Settings
-from tests.classifier.harness import example_business
+from tests.sales.harness import example_business
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "conversations"
 FIELDS = ("name", "phone", "email", "service", "area")
@@ -101,7 +101,7 @@ def evaluate(
     report = Report()
     with tempfile.TemporaryDirectory() as tmp:
         db = open_database(Path(tmp) / "corpus.db")
-        classifier = Classifier(ClassifierContext(db, business, Settings()))
+        classifier = LeadClassifier(business, Settings())
         for conv in corpus:
             lead = _replay(db, classifier, conv, path, business)
             got = {
@@ -148,7 +148,7 @@ def _turns(conv: Conversation) -> Iterator[tuple[list[str], str]]:
 
 
 def _replay(
-    db: Any, classifier: Classifier, conv: Conversation, path: str, business: BusinessConfig
+    db: Any, classifier: LeadClassifier, conv: Conversation, path: str, business: BusinessConfig
 ) -> leads.Lead | None:
     key = conv.sender if conv.channel != "web" else f"corpus:{conv.id}"
     conversation = conversations.open_conversation(db, conv.channel, key)
@@ -175,7 +175,7 @@ def _replay(
             ),
         )
         assert reply_id is not None
-        classifier.classify(reply_id)
+        classifier.classify(db, reply_id)
     return leads.for_conversation(db, conversation.id)
 
 

@@ -1,5 +1,6 @@
-"""The classifier crashing between a stored reply and its classification: the web client
-still gets its reply, and the restarted actor classifies the turn (once)."""
+"""Classification failing between a stored reply and its classification: the web client
+still gets its reply (with the lead as it was), and the classifier actor's sweep classifies
+the turn later (once)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ async def test_a_crash_before_classifying_loses_nothing(tmp_path: Path) -> None:
         )
         assert r.status_code == 200
         assert r.json()["data"]["respuesta"]  # the stored reply, not an error
+        assert r.json()["data"]["lead"]["estado"] == "frio"  # the lead as it was
         assert suite.db is not None
         db = suite.db
         await wait_for(lambda: db.scalar("SELECT classification FROM leads") == "caliente")
-        classifier = next(a for a in suite.actors() if a.name == "classifier")
-        assert classifier.restarts == 1 and classifier.last_error is not None
-        assert classifier.last_error.type == "InjectedFault"
+        assert suite.classifier_stats.failed == 1  # the failpoint fired inside the turn
+        actors = {a.name: a for a in suite.actors()}
+        assert actors["conversation"].restarts == 0  # one turn's failure stops no lane
         assert db.scalar("SELECT count(*) FROM lead_classifications") == 1
         unclassified = (
             "SELECT count(*) FROM messages WHERE role = 'assistant' AND classified_at IS NULL"

@@ -8,9 +8,9 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.classifier.extract import Extractor
-from actors.classifier.scoring import Scorer
-from actors.classifier.text import OptOut, normalize
+from sales.extract import Extractor
+from sales.scoring import Scorer
+from sales.text import OptOut, normalize
 
 from .harness import example_business
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from actors.classifier.actor import Classifier, ClassifierContext
+from sales.business import BusinessConfig, load_business
+from sales.classify import LeadClassifier
+from sales.settings import Settings
 from store import conversations, leads, messages
 from store.db import Database, open_database
 from store.leads import Lead
 from store.messages import ReplyRecord
-from supervisor.business import BusinessConfig, load_business
-from supervisor.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 WA_ID = "56987654321"
@@ -26,15 +26,14 @@ class Desk:
     """A store and a classifier; `say` stores a turn as the conversation actor would."""
 
     db: Database
-    classifier: Classifier
+    classifier: LeadClassifier
 
     @classmethod
     def open(
         cls, tmp: Path, business: BusinessConfig | None = None, settings: Settings | None = None
     ) -> Desk:
         db = open_database(tmp / "leads.db")
-        ctx = ClassifierContext(db, business or example_business(), settings or Settings())
-        return cls(db, Classifier(ctx))
+        return cls(db, LeadClassifier(business or example_business(), settings or Settings()))
 
     def say(
         self,
@@ -59,7 +58,7 @@ class Desk:
             ReplyRecord(answer, source, brain_lead=brain_lead),
         )
         assert reply_id is not None
-        self.classifier.classify(reply_id)
+        self.classifier.classify(self.db, reply_id)
         return leads.for_conversation(self.db, conversation.id)
 
     def asked(self, question: str, *, channel: str = "web", key: str = "s") -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor.settings import Settings
+from sales.settings import Settings
 from tests.conftest import KNOWN_SECRET, make_settings, running_suite
 from tests.fakes.openai_server import Answer, FakeOpenAI, Status, lead_json
 

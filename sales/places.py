@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from supervisor.business import fold
+from sales.business import fold
 
 DATA = Path(__file__).parent / "data" / "comunas_cl.json"
 

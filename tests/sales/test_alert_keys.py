@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sales.settings import Settings
 from store import lead_reports, leads
-from supervisor.settings import Settings
 
 from .harness import Desk
 

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from sales.business import BusinessConfig
 from store.leads import Lead
 from store.owner_notifications import OwnerMessage
-from supervisor.business import BusinessConfig
 
 LABELS = {"caliente": "CALIENTE", "tibio": "TIBIO", "frio": "FRÍO"}
 CHANNEL_NAMES = {"web": "Web", "whatsapp": "WhatsApp", "instagram": "Instagram"}

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from supervisor.business import fold
+from sales.business import fold
 
 NEGATIONS = frozenset({"no", "sin", "ni", "nada"})
 NEGATION_WINDOW = 3  # words before a phrase that can negate it

@@ -1,0 +1,200 @@
+"""Lanes: one task per active conversation, so one person's messages are handled in order
+and different people concurrently.
+
+At most `max_lanes` lanes run at once; a flood's other conversations wait in the store
+("held", in order: a later message cannot overtake an earlier one) and a sweep dispatches
+them when lanes end. A web visitor is never held (they wait inside their request): beyond
+the bound, idle lanes end first to make room. A lane idle for `idle_timeout` ends.
+On WhatsApp/Instagram a lane gathers what a person sends within `debounce` into one batch,
+so a burst gets one reply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from actors.messages import InboundMessage
+from sales.channels import MESSAGING
+from store import messages
+from store.db import Database
+
+log = logging.getLogger("conversation")
+
+SECONDS = 1.0
+LANE_IDLE_TIMEOUT = 120 * SECONDS
+LANE_BUFFER = 32
+MAX_LANES = 256  # conversations answered at once; a flood's others wait in the store
+
+TakeBatch = Callable[[list[InboundMessage]], Awaitable[None]]
+Lane = trio.MemorySendChannel[InboundMessage]
+
+
+@dataclass(frozen=True)
+class LaneLimits:
+    max_lanes: int = MAX_LANES
+    idle_timeout: float = LANE_IDLE_TIMEOUT
+    debounce: float = 2 * SECONDS
+
+
+class LaneRouter:
+    def __init__(
+        self, db: Database, take: TakeBatch, nursery: trio.Nursery, limits: LaneLimits
+    ) -> None:
+        self.db = db
+        self.take = take  # answers one batch of one conversation
+        self.nursery = nursery
+        self.limits = limits
+        self.lanes: dict[int, Lane] = {}
+        self.in_flight: set[int] = set()  # message ids queued or being handled
+        # Conversations left in the store while every lane was taken: the sweep dispatches
+        # them in order (a later message of theirs may not overtake an earlier one).
+        self.held: set[int] = set()
+        self.backlog = False  # the last sweep left conversations unread for want of lanes
+        self.idle: dict[int, Lane] = {}  # lanes waiting for a message
+        self.room = trio.Event()  # set when a lane ends while conversations wait
+
+    @property
+    def full(self) -> bool:
+        return len(self.lanes) >= self.limits.max_lanes
+
+    @property
+    def crowded(self) -> bool:
+        """Conversations wait in the store for a lane."""
+        return bool(self.held) or self.backlog
+
+    async def dispatch(self, message: InboundMessage, *, swept: bool = False) -> None:
+        if message.message_id in self.in_flight and message.reply_slot is None:
+            return  # already queued (a sweep and a notice for the same row)
+        lane = self.lanes.get(message.conversation_id)
+        if lane is None:
+            lane = self._open_lane(message, swept=swept)
+            if lane is None:
+                return  # held: it waits in the store
+        self.in_flight.add(message.message_id)
+        try:
+            lane.send_nowait(message)  # no checkpoint: the lane cannot close in between
+        except trio.WouldBlock:
+            try:
+                await lane.send(message)  # one person sent LANE_BUFFER messages at once
+            except trio.ClosedResourceError:
+                self.in_flight.discard(message.message_id)  # stored: the sweep takes it
+
+    def _open_lane(self, message: InboundMessage, *, swept: bool) -> Lane | None:
+        conversation_id = message.conversation_id
+        waiting = message.reply_slot is not None  # a web visitor: never held back
+        if not waiting and (self.full or (conversation_id in self.held and not swept)):
+            # A flood: the message waits in the store (bounded memory), not in a task.
+            self.held.add(conversation_id)
+            self._make_room()
+            return None
+        self.held.discard(conversation_id)
+        if self.full:
+            self._make_room()  # a web visitor beyond the bound: idle lanes end first
+        lane, receive = trio.open_memory_channel[InboundMessage](LANE_BUFFER)
+        self.lanes[conversation_id] = lane
+        self.nursery.start_soon(self._lane, conversation_id, lane, receive)
+        return lane
+
+    def _make_room(self) -> None:
+        """End the lanes that wait idle, so that held conversations get theirs."""
+        for conversation_id, lane in list(self.idle.items()):
+            if (
+                self.lanes.get(conversation_id) is lane
+                and lane.statistics().current_buffer_used == 0
+            ):
+                self._end_lane(conversation_id, lane)
+
+    def _end_lane(self, conversation_id: int, mine: Lane) -> None:
+        """End this lane (not a newer one of the same conversation)."""
+        if self.lanes.get(conversation_id) is mine:
+            del self.lanes[conversation_id]
+        mine.close()
+        if self.crowded:
+            self.room.set()
+
+    def close_lanes(self) -> None:
+        """Stop taking work: each lane finishes what it has queued, then ends."""
+        for lane in self.lanes.values():
+            lane.close()
+
+    async def _lane(
+        self,
+        conversation_id: int,
+        mine: Lane,
+        receive: trio.MemoryReceiveChannel[InboundMessage],
+    ) -> None:
+        async with receive:
+            while True:
+                message = await self._next(conversation_id, mine, receive)
+                if message is None:
+                    return
+                batch = await self._gather(message, receive)
+                try:
+                    await self.take(batch)
+                finally:
+                    self.in_flight.difference_update(m.message_id for m in batch)
+                if self.crowded and receive.statistics().current_buffer_used == 0:
+                    self._end_lane(conversation_id, mine)  # room for a held conversation
+                    return
+
+    async def _next(
+        self,
+        conversation_id: int,
+        mine: Lane,
+        receive: trio.MemoryReceiveChannel[InboundMessage],
+    ) -> InboundMessage | None:
+        """The lane's next message; None when the lane ends (closed, or idle too long)."""
+        while True:
+            self.idle[conversation_id] = mine
+            try:
+                with trio.move_on_after(self.limits.idle_timeout):
+                    return await receive.receive()
+            except trio.EndOfChannel:
+                return None
+            finally:
+                if self.idle.get(conversation_id) is mine:
+                    del self.idle[conversation_id]
+            # Idle too long: end, unless a message came in just as time ran out.
+            if receive.statistics().current_buffer_used == 0:
+                self._end_lane(conversation_id, mine)
+                return None
+
+    async def _gather(
+        self, first: InboundMessage, receive: trio.MemoryReceiveChannel[InboundMessage]
+    ) -> list[InboundMessage]:
+        """One reply for what a person sends in a burst (WhatsApp/Instagram)."""
+        batch = [first]
+        if first.channel not in MESSAGING or self.limits.debounce <= 0:
+            return batch
+        with trio.move_on_after(self.limits.debounce):
+            while True:
+                try:
+                    batch.append(await receive.receive())
+                except trio.EndOfChannel:
+                    break
+        return batch
+
+    async def sweep(self, *, starting: bool = False) -> None:
+        """Dispatch pending rows nobody told us about (their notice met a full inbox, or
+        every lane was taken), oldest first; at start, what a restart must pick up."""
+        self.room = trio.Event()
+        room = max(0, self.limits.max_lanes - len(self.lanes))
+        left: set[int] = set()
+        pending = messages.pending_inbound(
+            self.db,
+            skip=self.in_flight,
+            new_conversations=room,
+            open_conversations=self.lanes,
+            left=left,
+        )
+        self.backlog = bool(left)  # conversations wait in the store for a lane
+        if self.backlog:
+            self._make_room()
+        if starting and pending:
+            log.info("picking up %d pending message(s)", len(pending))
+        for stored in pending:
+            if stored.id not in self.in_flight:  # (dispatched meanwhile)
+                await self.dispatch(InboundMessage.of(stored), swept=True)
