@@ -6,7 +6,8 @@ answering of earlier messages (turns, classifications, Graph sends), and late
 acknowledgements bring redeliveries: more load exactly when there is too much.
 
 So the ingress counts the webhook requests in flight here, and each unit of answering work
-for WhatsApp/Instagram (a turn, a classification, a send) first passes `turn()`. While
+for WhatsApp/Instagram (a turn, a sweep's classification, a send) runs inside
+`async with gate.answering(work)`, which first passes `turn()`. While
 webhooks are arriving (one in flight, or one within `QUIET`), units go through one at a
 time, each at a moment when no webhook is in flight (or after waiting `MAX_DEFER`) and no
 closer together than `PACE`, so what runs between two steps of an acknowledgement is about

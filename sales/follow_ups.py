@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sales.business import BusinessConfig
@@ -31,7 +32,17 @@ events = logging.getLogger("business")  # one line per business event, no person
 
 WINDOW = timedelta(hours=24)
 SUMMARY_CATCH_UP = timedelta(hours=4)
-TEMPLATE = "template"
+
+
+class Action(StrEnum):
+    """What a follow-up does now (stored as its plain string)."""
+
+    TEXT = "text"  # a channel text, inside Meta's 24 h window
+    TEMPLATE = "template"  # an approved WhatsApp template, outside it
+    SKIP = "skip"  # not sent, with the reason
+    WAIT = "wait"  # nothing yet
+
+
 Clock = Callable[[], datetime]
 
 
@@ -40,7 +51,7 @@ class Plan:
     """What to do for one lead now: `send` (channel text or template), `skip` (with reason),
     or nothing yet (`wait`)."""
 
-    action: str  # "text" | "template" | "skip" | "wait"
+    action: Action
     reason: str = ""
 
 
@@ -156,10 +167,10 @@ class FollowUps:
         plan = self.plan(channel, lead, now)
         db = self.db
         with db.transaction():
-            if plan.action in ("text", TEMPLATE) and conversation is not None:
+            if plan.action in (Action.TEXT, Action.TEMPLATE) and conversation is not None:
                 body = (
                     follow_up_text(self.business, lead, number)
-                    if plan.action == "text"
+                    if plan.action == Action.TEXT
                     else self.template_body(lead)
                 )
                 [outbox_id] = outbox.enqueue(
@@ -202,21 +213,21 @@ class FollowUps:
         inside = last is not None and now - from_text(last) < WINDOW
         if channel == "whatsapp":
             if inside:
-                return Plan("text")
+                return Plan(Action.TEXT)
             if self.settings.whatsapp_followup_template:
-                return Plan(TEMPLATE)
+                return Plan(Action.TEMPLATE)
             return Plan(
-                "skip",
+                Action.SKIP,
                 "WhatsApp: fuera de la ventana de 24 h y sin plantilla aprobada"
                 " (WHATSAPP_FOLLOWUP_TEMPLATE)",
             )
         if channel == "instagram":
             return (
-                Plan("text")
+                Plan(Action.TEXT)
                 if inside
-                else Plan("skip", "Instagram: fuera de la ventana de 24 h de mensajería")
+                else Plan(Action.SKIP, "Instagram: fuera de la ventana de 24 h de mensajería")
             )
-        return Plan("skip", "escribió por la web: no tenemos un canal para escribirle")
+        return Plan(Action.SKIP, "escribió por la web: no tenemos un canal para escribirle")
 
     def template_body(self, lead: Lead) -> str:
         values = {
