@@ -27,113 +27,41 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Protocol
 
 import trio
 
 from store.db import utc_now
 
 from .errors import SupervisorGaveUp
+from .specs import (
+    ActorMain,
+    ActorState,
+    ActorStatistics,
+    Backoff,
+    ChildSpec,
+    ErrorInfo,
+    Intensity,
+    Restart,
+)
+
+__all__ = [
+    "ActorMain",
+    "ActorState",
+    "ActorStatistics",
+    "Backoff",
+    "ChildSpec",
+    "ErrorInfo",
+    "Intensity",
+    "Restart",
+    "Supervisor",
+]
 
 log = logging.getLogger("supervisor")
 
-SECONDS = 1.0
-DEFAULT_SHUTDOWN_TIMEOUT = 5 * SECONDS
-ERROR_MESSAGE_MAX_CHARS = 500
-
-
-class Restart(StrEnum):
-    PERMANENT = "permanent"
-    TRANSIENT = "transient"
-    TEMPORARY = "temporary"
-
-
-class ActorState(StrEnum):
-    STARTING = "starting"
-    RUNNING = "running"
-    BACKING_OFF = "backing_off"
-    STOPPED = "stopped"
-    FAILED = "failed"
-
-
-class ActorMain(Protocol):
-    """An actor's entry point: ready once it calls `task_status.started()`; it returns soon
-    after `stop` is set."""
-
-    def __call__(
-        self, stop: trio.Event, /, *, task_status: trio.TaskStatus[None]
-    ) -> Awaitable[None]: ...
-
-
-@dataclass(frozen=True)
-class ChildSpec:
-    name: str
-    start: ActorMain
-    restart: Restart = Restart.PERMANENT
-    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
-
-    def __post_init__(self) -> None:
-        if not self.shutdown_timeout > 0:  # also refuses NaN
-            raise ValueError(
-                f"actor {self.name}: shutdown_timeout must be > 0, not {self.shutdown_timeout!r}"
-            )
-
-
-@dataclass(frozen=True)
-class Backoff:
-    initial: float = 0.1 * SECONDS
-    factor: float = 1.5
-    cap: float = 15 * SECONDS
-    reset_after: float = 30 * SECONDS
-
-    def delay(self, consecutive: int) -> float:
-        return float(min(self.initial * self.factor**consecutive, self.cap))
-
-
-@dataclass(frozen=True)
-class Intensity:
-    max_restarts: int = 5
-    period: float = 30 * SECONDS
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """A crash, summarised. `type` is the error's type name; for an exception group holding
-    several errors it is the group's (`ExceptionGroup`) and `message` lists every error as
-    `Type: message`, joined by "; ". A group of one error reads as that error. `message` is
-    cut to 500 characters."""
-
-    type: str
-    message: str
-    at: str
-
-    @classmethod
-    def of(cls, exc: BaseException) -> ErrorInfo:
-        leaves = _leaves(exc)
-        if len(leaves) == 1:
-            kind, message = type(leaves[0]).__name__, str(leaves[0])
-        else:
-            kind = type(exc).__name__
-            message = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves)
-        return cls(kind, message[:ERROR_MESSAGE_MAX_CHARS], utc_now())
-
-
-@dataclass(frozen=True)
-class ActorStatistics:
-    name: str
-    state: ActorState
-    restart: Restart
-    restarts: int
-    last_error: ErrorInfo | None
-    started_at: str | None
-    uptime_seconds: float | None
-    # Crash restarts inside the intensity period (an operator's restarts do not count):
-    # a crash loop shows here while the actor is up between crashes.
-    recent_restarts: int = 0
-    backoff_seconds: float | None = None  # the wait before the next start, while backing off
+DEFAULT_INTENSITY = Intensity()  # 5 restarts in 30 s
+DEFAULT_BACKOFF = Backoff()  # PM2's: 100 ms x 1.5 up to 15 s
 
 
 @dataclass(frozen=True)
@@ -206,8 +134,8 @@ class Supervisor:
         self,
         specs: list[ChildSpec],
         *,
-        intensity: Intensity = Intensity(),
-        backoff: Backoff = Backoff(),
+        intensity: Intensity = DEFAULT_INTENSITY,
+        backoff: Backoff = DEFAULT_BACKOFF,
         on_status: Callable[[str], None] = lambda _line: None,
     ) -> None:
         names = [s.name for s in specs]
@@ -448,10 +376,3 @@ def _should_restart(policy: Restart, *, crashed: bool) -> bool:
     if policy == Restart.TRANSIENT:
         return crashed
     return False
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """Every error inside (possibly nested) exception groups, in order."""
-    if not isinstance(exc, BaseExceptionGroup):
-        return [exc]
-    return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
