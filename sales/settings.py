@@ -85,6 +85,9 @@ class Settings:
     whatsapp_template_language: str = "es"
     whatsapp_template_params: tuple[str, ...] = ()
     scheduler_interval: float = 60 * SECONDS
+    # The notifier looks at the outbox and the owner's notifications this often even without
+    # a notice (notices wake it at once): what a lost notice waits at most.
+    notifier_poll_interval: float = 1 * SECONDS
     daily_summary_at: str | None = "08:00"  # business time; None: no daily summary
     backup_time: str | None = "03:00"  # business time; None: no scheduled backup
     backup_keep_days: int = 7
@@ -206,6 +209,7 @@ def load_settings(
             "WHATSAPP_TEMPLATE_PARAMS", ("nombre", "servicio", "negocio")
         ),
         scheduler_interval=reader.duration("SCHEDULER_INTERVAL", 60 * SECONDS, low=0.05),
+        notifier_poll_interval=reader.duration("NOTIFIER_POLL_INTERVAL", 1 * SECONDS, low=0.05),
         daily_summary_at=reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
         backup_time=reader.time_or_off("BACKUP_TIME", "03:00"),
         backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),

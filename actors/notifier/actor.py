@@ -42,7 +42,6 @@ log = logging.getLogger("notifier")
 events = logging.getLogger("business")  # one line per business event, no personal data
 
 SECONDS = 1.0
-POLL_INTERVAL = 1 * SECONDS
 SEND_TIMEOUT = 15 * SECONDS
 CONCURRENCY = 8
 MAX_DRAINS = 8 * CONCURRENCY  # conversations with a drain task (the rest wait in the store)
@@ -307,7 +306,7 @@ async def _follow_ups_forever(ctx: NotifierContext, deliverer: Deliverer) -> Non
 async def _owner_forever(owner: OwnerDeliverer, kicks: trio.MemoryReceiveChannel[None]) -> None:
     while True:
         await owner.deliver_due()
-        with trio.move_on_after(POLL_INTERVAL):
+        with trio.move_on_after(owner.ctx.settings.notifier_poll_interval):
             await kicks.receive()
 
 
@@ -334,7 +333,7 @@ async def run(
                     # Everything due (sends whose retry time came, notices lost to a full
                     # channel) once a poll interval; a notice starts its conversation now.
                     deliverer.start_due()
-                    with trio.move_on_after(POLL_INTERVAL):
+                    with trio.move_on_after(ctx.settings.notifier_poll_interval):
                         while True:
                             notice = await notifier_notices.receive()
                             if isinstance(notice, OutboxReady):

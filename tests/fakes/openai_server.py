@@ -38,6 +38,14 @@ class Stall:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """Answer only once the test sets `until` (a model that is still thinking)."""
+
+    until: trio.Event
+    then: Answer | None = None
+
+
+@dataclass(frozen=True)
 class EchoLast:
     """Answer "eco N: <the last user message>" after `delay` seconds. N counts every
     message the model was shown: it grows with each stored reply, so every reply of a
@@ -46,7 +54,7 @@ class EchoLast:
     delay: float = 0.0
 
 
-Behaviour = Answer | Status | Stall | EchoLast
+Behaviour = Answer | Status | Stall | Wait | EchoLast
 
 
 def lead_json(reply: str, **lead: Any) -> str:
@@ -90,6 +98,9 @@ class FakeOpenAI:
                 behaviour = Answer(lead_json(f"eco {len(body['messages'])}: {said[-1]}"))
             if isinstance(behaviour, Stall):
                 await trio.sleep(behaviour.seconds)
+                behaviour = behaviour.then or self.default
+            if isinstance(behaviour, Wait):
+                await behaviour.until.wait()
                 behaviour = behaviour.then or self.default
             if isinstance(behaviour, Status):
                 self.answered.append((trio.current_time(), behaviour.code))
