@@ -160,6 +160,7 @@ async def test_kill_9_mid_burst_with_redelivery_answers_each_batch_once(
     for secret in (KNOWN_SECRET, WHATSAPP_TOKEN, INSTAGRAM_TOKEN, APP_SECRET):
         assert secret not in logs
     # Order: each user's replies went out in the order they were written.
+    assert len({to for to, _ in delivered}) == USERS  # every user was answered
     for user in {to for to, _ in delivered}:
         bodies = [body for to, body in fake_graph.texts() if to == user]
         firsts = list(dict.fromkeys(bodies))

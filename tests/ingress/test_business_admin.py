@@ -18,6 +18,7 @@ from tests.conftest import DATA, ROOT, make_settings, running_suite, wait_for
 from tests.fakes.openai_server import EchoLast, FakeOpenAI
 
 PASSWORD = "negocio-KNOWN-clave-1"
+ACTORS = ("store", "backup", "notifier", "classifier", "conversation", "ingress")
 
 
 def config_copy(tmp_path: Path, source: Path) -> Path:
@@ -89,9 +90,10 @@ async def test_a_field_error_by_path_then_a_new_price_in_force_without_a_restart
         assert path.with_name("business.json.bak").read_text(encoding="utf-8") == original
         assert load_business(path).services[1].price == "$52.000 por equipo"
         assert not list(path.parent.glob(".business.json.*"))  # no temporary file left
-        for actor in suite.actors():  # the new rules are swapped in: nothing restarts
-            assert (actor.name, actor.restarts) == (actor.name, 0)
-            assert actor.last_error is None and actor.recent_restarts == 0
+        # The new rules are swapped in: nothing restarts.
+        assert [(a.name, a.restarts, a.recent_restarts, a.last_error) for a in suite.actors()] == [
+            (name, 0, 0, None) for name in ACTORS
+        ]
         assert suite.business.services[1].price == "$52.000 por equipo"
 
 

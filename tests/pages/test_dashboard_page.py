@@ -437,6 +437,7 @@ def owner_flow(base: str, graph: FakeGraph, shots: Path) -> dict[str, list[str]]
                 if len(graph.texts()) > before:
                     break
                 page.wait_for_timeout(50)
+            assert len(graph.texts()) > before, "the follow-up never reached the fake Graph"
             assert graph.texts()[-1][0] == MARTA
             assert graph.texts()[-1][1].startswith("Hola Marta")
             expect(page.locator("#followups-empty")).to_be_visible()  # none due: she just wrote
