@@ -1,4 +1,5 @@
-"""The HTTP application: pages from public/, the chat API and health."""
+"""The HTTP application: the API blueprints put together, pages from public/, CORS for the
+sites in ALLOWED_ORIGINS, security headers on every answer and errors in plain words."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from .admin import create_admin_blueprint
 from .admin_auth import AdminAuth
 from .admin_business import create_business_blueprint
+from .admin_conversations import create_conversations_blueprint
+from .admin_follow_ups import create_follow_ups_blueprint
 from .admin_identity import create_identity_blueprint
+from .admin_leads import create_leads_blueprint
+from .admin_prompt import create_prompt_blueprint
 from .admin_unsupported import create_unsupported_blueprint
 from .chat import create_chat_blueprint
 from .context import IngressContext
@@ -101,27 +105,62 @@ def privacy_page(template: str, b: BusinessConfig, uses_llm: bool) -> str:
     )
 
 
+def business_json(b: BusinessConfig) -> dict[str, object]:
+    """What the public pages may show of the business: name, slogan, colours, the chat's
+    greeting and quick replies, the contact for personal-data requests."""
+    return {
+        "name": b.business.name,
+        "displayName": b.display_name,
+        "slogan": b.branding.slogan,
+        "primaryColor": b.branding.primaryColor,
+        "secondaryColor": b.branding.secondaryColor,
+        "logo": b.branding.logo,
+        "formality": b.conversationStyle.formality,
+        "greeting": chat_greeting(b),
+        "services": [{"id": s.id, "name": s.name} for s in b.services],
+        "email": b.business.email,
+    }
+
+
 def create_app(ctx: IngressContext) -> QuartTrio:
     public = Path(ctx.settings.public_dir).resolve()
     # Assets under /assets; pages by explicit routes, so /api/* never falls through to files.
     app = QuartTrio("ia_comercial", static_folder=str(public / "assets"), static_url_path="/assets")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["JSON_AS_ASCII"] = False
+    auth = _register_blueprints(app, ctx)
+    _page_routes(app, ctx, auth, public)
+    _cors(app, frozenset(ctx.settings.allowed_origins))
+    _error_handlers(app)
+    app.after_request(security_headers)
+    return app
+
+
+def _register_blueprints(app: QuartTrio, ctx: IngressContext) -> AdminAuth:
+    """The APIs, and the metrics that time every request; the admin's login, for the pages."""
     app.register_blueprint(create_chat_blueprint(ctx))
     app.register_blueprint(create_health_blueprint(ctx))
     app.register_blueprint(create_webhooks_blueprint(ctx))
     auth = AdminAuth(ctx)
     app.register_blueprint(auth.blueprint())
-    app.register_blueprint(create_admin_blueprint(ctx, auth))
-    app.register_blueprint(create_simulate_blueprint(ctx, auth))
-    app.register_blueprint(create_identity_blueprint(ctx, auth))
-    app.register_blueprint(create_unsupported_blueprint(ctx, auth))
-    app.register_blueprint(create_business_blueprint(ctx, auth))
+    for admin in (
+        create_leads_blueprint,
+        create_conversations_blueprint,
+        create_follow_ups_blueprint,
+        create_prompt_blueprint,
+        create_simulate_blueprint,
+        create_identity_blueprint,
+        create_unsupported_blueprint,
+        create_business_blueprint,
+    ):
+        app.register_blueprint(admin(ctx, auth))
     metrics = Metrics(ctx)
     metrics.instrument(app)
     app.register_blueprint(metrics.blueprint())
+    return auth
 
-    allowed_origins = frozenset(ctx.settings.allowed_origins)
+
+def _page_routes(app: QuartTrio, ctx: IngressContext, auth: AdminAuth, public: Path) -> None:
     chat_page_policy = framed_by(ctx.settings.allowed_origins)
 
     @app.get("/")
@@ -165,23 +204,12 @@ def create_app(ctx: IngressContext) -> QuartTrio:
 
     @app.get("/api/business")
     async def business() -> Response:
-        """What the public pages may show of the business: name, slogan, colours, the chat's
-        greeting and quick replies, the contact for personal-data requests."""
-        b = ctx.business
-        return json_response(
-            {
-                "name": b.business.name,
-                "displayName": b.display_name,
-                "slogan": b.branding.slogan,
-                "primaryColor": b.branding.primaryColor,
-                "secondaryColor": b.branding.secondaryColor,
-                "logo": b.branding.logo,
-                "formality": b.conversationStyle.formality,
-                "greeting": chat_greeting(b),
-                "services": [{"id": s.id, "name": s.name} for s in b.services],
-                "email": b.business.email,
-            }
-        )
+        return json_response(business_json(ctx.business))
+
+
+def _cors(app: QuartTrio, allowed_origins: frozenset[str]) -> None:
+    """The chat API for the sites in ALLOWED_ORIGINS: their preflights answered, their
+    calls given the CORS headers."""
 
     def listed_origin() -> str | None:
         """The request's Origin when it is a listed site calling the chat API."""
@@ -201,6 +229,18 @@ def create_app(ctx: IngressContext) -> QuartTrio:
         response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE)
         return response
 
+    @app.after_request
+    async def cors_headers(response: Response) -> Response:
+        if CORS_PATHS.fullmatch(request.path):
+            response.vary.add("Origin")
+            if origin := listed_origin():
+                # Never Allow-Credentials: the chat API needs no cookie, the admin's stays home.
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        return response
+
+
+def _error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
@@ -212,25 +252,13 @@ def create_app(ctx: IngressContext) -> QuartTrio:
         log.error("unhandled error in a request: %s", type(exc).__name__, exc_info=exc)
         return error_response(500, "Error interno. Intenta de nuevo en unos segundos.")
 
-    @app.after_request
-    async def cors_headers(response: Response) -> Response:
-        if CORS_PATHS.fullmatch(request.path):
-            response.vary.add("Origin")
-            if origin := listed_origin():
-                # Never Allow-Credentials: the chat API needs no cookie, the admin's stays home.
-                response.headers["Access-Control-Allow-Origin"] = origin
-                response.headers["Access-Control-Expose-Headers"] = "Retry-After"
-        return response
 
-    @app.after_request
-    async def security_headers(response: Response) -> Response:
-        if request.path.startswith("/api/"):
-            # Leads, conversations, exports: personal data never kept by a browser or proxy.
-            response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
-    return app
+async def security_headers(response: Response) -> Response:
+    if request.path.startswith("/api/"):
+        # Leads, conversations, exports: personal data never kept by a browser or proxy.
+        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response

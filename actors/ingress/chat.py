@@ -88,6 +88,24 @@ def new_session_id() -> str:
     return "session_" + secrets.token_urlsafe(16)
 
 
+def session_json(
+    ctx: IngressContext, session_id: str, conversation: conversations.Conversation
+) -> dict[str, Any]:
+    """A web session as the chat page reloads it: its lead and its messages."""
+    history = messages.history(ctx.db, conversation.id)
+    lead = leads.for_conversation(ctx.db, conversation.id)
+    return {
+        "sessionId": session_id,
+        "canal": "web",
+        "mensajes": len(history),
+        "leadId": conversation.lead_id,
+        "lead": lead_json(LeadView.of(lead, conversation.id, "web")),
+        "historial": [
+            {"role": m.role, "content": m.content, "fecha": m.created_at} for m in history
+        ],
+    }
+
+
 def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
     bp = Blueprint("chat", __name__)
 
@@ -134,24 +152,7 @@ def create_chat_blueprint(ctx: IngressContext) -> Blueprint:
         conversation = conversations.find_active(ctx.db, "web", session_id)
         if conversation is None:
             return error_response(404, "Conversación no encontrada")
-        history = messages.history(ctx.db, conversation.id)
-        lead = leads.for_conversation(ctx.db, conversation.id)
-        return json_response(
-            {
-                "success": True,
-                "data": {
-                    "sessionId": session_id,
-                    "canal": "web",
-                    "mensajes": len(history),
-                    "leadId": conversation.lead_id,
-                    "lead": lead_json(LeadView.of(lead, conversation.id, "web")),
-                    "historial": [
-                        {"role": m.role, "content": m.content, "fecha": m.created_at}
-                        for m in history
-                    ],
-                },
-            }
-        )
+        return json_response({"success": True, "data": session_json(ctx, session_id, conversation)})
 
     return bp
 

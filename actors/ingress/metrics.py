@@ -41,7 +41,14 @@ class StoreCollector(Collector):
         self.ctx = ctx
 
     def collect(self) -> Iterator[Metric]:
-        db, suite = self.ctx.db, self.ctx.suite
+        yield from self._messages()
+        yield from self._queues()
+        yield from self._llm()
+        yield from self._actors()
+        yield from self._backup()
+
+    def _messages(self) -> Iterator[Metric]:
+        db = self.ctx.db
         messages = CounterMetricFamily(
             "ia_messages",
             "Messages stored, by channel and direction",
@@ -67,6 +74,8 @@ class StoreCollector(Collector):
             leads.add_metric([str(klass), str(channel)], float(str(n)))
         yield leads
 
+    def _queues(self) -> Iterator[Metric]:
+        db, notifier = self.ctx.db, self.ctx.suite.notifier_stats
         outbox = GaugeMetricFamily(
             "ia_outbox", "Sends to WhatsApp/Instagram by state", labels=["channel", "status"]
         )
@@ -93,11 +102,12 @@ class StoreCollector(Collector):
             "Sends cut mid-request by a crash and sent again (each at most one duplicate)",
             labels=["kind"],
         )
-        resent.add_metric(["messaging"], suite.notifier_stats.sends_resent_after_crash)
-        resent.add_metric(["owner"], suite.notifier_stats.owner_resent_after_crash)
+        resent.add_metric(["messaging"], notifier.sends_resent_after_crash)
+        resent.add_metric(["owner"], notifier.owner_resent_after_crash)
         yield resent
 
-        llm = suite.llm_stats
+    def _llm(self) -> Iterator[Metric]:
+        llm = self.ctx.suite.llm_stats
         yield CounterMetricFamily("ia_llm_calls", "LLM calls (attempts)", value=llm.calls)
         yield CounterMetricFamily("ia_llm_errors", "LLM answers given up", value=llm.errors)
         tokens = CounterMetricFamily("ia_llm_tokens", "LLM tokens used", labels=["kind"])
@@ -108,17 +118,19 @@ class StoreCollector(Collector):
         latency.add_metric([], llm.latency.cumulative(), sum_value=llm.latency.total)
         yield latency
 
+    def _actors(self) -> Iterator[Metric]:
         restarts = CounterMetricFamily(
             "ia_actor_restarts", "Restarts of each actor", labels=["actor"]
         )
         up = GaugeMetricFamily("ia_actor_up", "1 when the actor is running", labels=["actor"])
-        for actor in suite.actors():
+        for actor in self.ctx.suite.actors():
             restarts.add_metric([actor.name], actor.restarts)
             up.add_metric([actor.name], 1.0 if actor.state == ActorState.RUNNING else 0.0)
         yield restarts
         yield up
 
-        last_good = backups.last_good_at(db)
+    def _backup(self) -> Iterator[Metric]:
+        last_good = backups.last_good_at(self.ctx.db)
         if last_good is not None:
             at = from_text(last_good)
             yield GaugeMetricFamily(

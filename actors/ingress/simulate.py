@@ -31,6 +31,7 @@ SIMULATED = sandbox.KEY_PREFIX
 CHANNELS = ("whatsapp", "instagram", "web")
 MAX_CHARS = 4000
 _WHO = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # with fullmatch: "$" would allow a "\n"
+BAD_WHO = "de: letras, números, . _ - (hasta 64)"
 LOG_IN = "Inicia sesión en el panel (/dashboard) para usar la demo y la simulación"
 
 
@@ -57,6 +58,32 @@ def demo_or_owner(ctx: IngressContext, auth: AdminAuth) -> Callable[[Handler], H
         return guarded
 
     return guard
+
+
+def push_message(ctx: IngressContext, channel: str, sender: str, text: str) -> int:
+    """The simulated person's message stored as a real one of `channel` would be and handed
+    to the conversation actor; its conversation's id."""
+    db = ctx.db
+    if channel == "web":
+        with db.transaction():
+            conversation = conversations.open_conversation(db, "web", sender)
+            stored = messages.add_inbound(db, conversation.id, "web", text)
+        assert stored is not None
+        notices = [InboundMessage.of(stored)]
+        conversation_id = conversation.id
+    else:
+        event = InboundEvent(
+            channel, sender, f"sim-{uuid.uuid4().hex}", int(time.time() * 1000),
+            "text", text, True,
+        )  # fmt: skip
+        notices = store_batch(ctx, [event], []).fresh
+        conversation_id = notices[0].conversation_id
+    for notice in notices:
+        try:
+            ctx.inbound_messages.send_nowait(notice)
+        except trio.WouldBlock:
+            break  # stored: the conversation actor's sweep finds it
+    return conversation_id
 
 
 def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
@@ -86,31 +113,12 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
             return body
         who, text = body.get("de"), body.get("mensaje")
         if not isinstance(who, str) or not _WHO.fullmatch(who):
-            return error_response(400, "de: letras, números, . _ - (hasta 64)")
+            return error_response(400, BAD_WHO)
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_CHARS:
             return error_response(400, f"mensaje: texto de 1 a {MAX_CHARS} caracteres")
         if has_lone_surrogate(text):
             return error_response(400, f"mensaje: {BROKEN_CHARACTER}")
-        sender = SIMULATED + who
-        if channel == "web":
-            with db.transaction():
-                conversation = conversations.open_conversation(db, "web", sender)
-                stored = messages.add_inbound(db, conversation.id, "web", text.strip())
-            assert stored is not None
-            notices = [InboundMessage.of(stored)]
-            conversation_id = conversation.id
-        else:
-            event = InboundEvent(
-                channel, sender, f"sim-{uuid.uuid4().hex}", int(time.time() * 1000),
-                "text", text.strip(), True,
-            )  # fmt: skip
-            notices = store_batch(ctx, [event], []).fresh
-            conversation_id = notices[0].conversation_id
-        for notice in notices:
-            try:
-                ctx.inbound_messages.send_nowait(notice)
-            except trio.WouldBlock:
-                break  # stored: the conversation actor's sweep finds it
+        conversation_id = push_message(ctx, channel, SIMULATED + who, text.strip())
         return json_response({"success": True, "conversationId": conversation_id}, status=202)
 
     @bp.get("/api/simulate/sandbox")
@@ -120,7 +128,7 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
         with `?de=`); a visitor of a public demo only the person they simulate."""
         who = request.args.get("de")
         if who is not None and not _WHO.fullmatch(who):
-            return error_response(400, "de: letras, números, . _ - (hasta 64)")
+            return error_response(400, BAD_WHO)
         if who is None and not owner_logged_in(ctx, auth):
             return error_response(400, "de es obligatorio: la persona simulada que quieres ver")
         key = None if who is None else SIMULATED + who

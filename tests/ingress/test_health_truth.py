@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.ingress.health import CRASH_LOOP_RESTARTS, actor_reasons
+from actors.ingress.health_reasons import CRASH_LOOP_RESTARTS, actor_reasons
 from store.db import from_text
 from supervisor.errors import SupervisorGaveUp
 from supervisor.supervisor import ChildSpec, Intensity, Supervisor

@@ -1,0 +1,73 @@
+"""Follow-ups on the dashboard: the leads due one now, one lead's attempts, and one sent by
+hand (the salesperson's button), planned as the scheduler plans them (sales/follow_ups.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from quart import Blueprint, Response
+
+from sales.follow_ups import FollowUps, LoggedFollowUps
+from store import follow_ups, lead_reports, leads
+from store.db import Database
+from store.leads import Lead
+
+from .admin_auth import AdminAuth
+from .admin_conversations import wake_notifier
+from .context import IngressContext
+from .responses import error_response, json_response
+
+
+def due_json(db: Database, due: list[Lead]) -> dict[str, Any]:
+    return {
+        "pendientes": [
+            {
+                "leadId": lead.id,
+                "nombre": lead.fields.name,
+                "estado": lead.classification,
+                "canal": lead.channel,
+                "ultimoMensaje": lead.last_user_message_at,
+            }
+            for lead in due
+        ],
+        "totales": follow_ups.counts(db),
+    }
+
+
+def create_follow_ups_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
+    bp = Blueprint("admin_follow_ups", __name__)
+    db = ctx.db
+
+    def planner() -> FollowUps:
+        return LoggedFollowUps(db, ctx.business, ctx.settings, lambda: datetime.now(UTC))
+
+    @bp.get("/api/followups")
+    @auth.required
+    async def follow_ups_due() -> Response:
+        due = planner().due(datetime.now(UTC))
+        return json_response({"success": True, "data": due_json(db, due)})
+
+    @bp.get("/api/followups/<int:lead_id>")
+    @auth.required
+    async def follow_up_history(lead_id: int) -> Response:
+        if not lead_reports.exists(db, lead_id):  # nor the sandbox's
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True, "data": follow_ups.for_lead(db, lead_id)})
+
+    @bp.post("/api/followups/<int:lead_id>/send")
+    @auth.required
+    async def follow_up_now(lead_id: int) -> Response:
+        lead = leads.get(db, lead_id)
+        if lead is None or lead.sandbox:
+            return error_response(404, "Lead no encontrado")
+        with db.transaction():
+            outcome = planner().send_now(lead, datetime.now(UTC))
+        if not outcome["ok"]:
+            return error_response(409, str(outcome["error"]))
+        queued = outcome["conversation"]
+        if isinstance(queued, int):
+            wake_notifier(ctx, queued)
+        return json_response({"success": True, "data": outcome["attempt"]})
+
+    return bp

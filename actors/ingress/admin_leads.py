@@ -1,0 +1,222 @@
+"""The leads behind the dashboard login (the original's paths where it had them): the list
+with filters and pages, one lead with its class history and transcript, the salesperson's
+updates, deletion on request, statistics and the CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from store import conversations, lead_reports, leads
+from store.db import Database
+from store.lead_reports import LeadFilter
+
+from .admin_auth import AdminAuth
+from .context import IngressContext
+from .responses import error_response, json_response, read_json_object
+
+MAX_PAGE = 200
+MAX_NOTES_CHARS = 5000
+CSV_COLUMNS = (
+    ("id", "id"),
+    ("nombre", "name"),
+    ("telefono", "phone"),
+    ("email", "email"),
+    ("servicio", "service"),
+    ("comuna", "area"),
+    ("urgencia", "urgency"),
+    ("presupuesto", "budget"),
+    ("estado", "classification"),
+    ("puntaje", "score"),
+    ("razones", "reasons"),
+    ("seguimiento", "status"),
+    ("contactado", "contacted"),
+    ("notas", "notes"),
+    ("canal", "channel"),
+    ("creado", "created_at"),
+    ("actualizado", "updated_at"),
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?)?$")
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+class BadFilter(ValueError):
+    pass
+
+
+def lead_filter(args: Any) -> LeadFilter:
+    def choice(name: str, allowed: tuple[str, ...]) -> str | None:
+        value = args.get(name)
+        if value in (None, ""):
+            return None
+        if value not in allowed:
+            raise BadFilter(f"{name} debe ser uno de: {', '.join(allowed)}")
+        return str(value)
+
+    def date(name: str) -> str | None:
+        value = args.get(name)
+        if value in (None, ""):
+            return None
+        if not _DATE.match(value):
+            raise BadFilter(f"{name} debe ser una fecha AAAA-MM-DD")
+        return str(value)
+
+    contacted = choice("contactado", ("true", "false", "1", "0"))
+    return LeadFilter(
+        classification=choice("estado", leads.CLASSIFICATIONS),
+        status=choice("seguimiento", leads.STATUSES),
+        channel=choice("canal", ("web", "whatsapp", "instagram")),
+        contacted=None if contacted is None else contacted in ("true", "1"),
+        since=date("desde"),
+        until=date("hasta"),
+        text=(args.get("q") or "").strip()[:100] or None,
+    )
+
+
+def page_of(args: Any) -> tuple[LeadFilter, int, int]:
+    """The filter, the page (from 1) and its size; BadFilter or ValueError when not."""
+    f = lead_filter(args)
+    page = max(1, int(args.get("pagina", "1")))
+    size = min(MAX_PAGE, max(1, int(args.get("porPagina", "50"))))
+    return f, page, size
+
+
+def lead_detail(db: Database, lead_id: int) -> dict[str, Any] | None:
+    """One lead as the dashboard shows it: with its changes of class, messages and
+    conversations. None: no such real lead."""
+    lead = lead_reports.get(db, lead_id)
+    if lead is None:
+        return None
+    return {
+        **lead,
+        "historialClases": [
+            {"estado": c, "puntaje": s, "razones": r, "fecha": at}
+            for c, s, r, at in leads.history(db, lead_id)
+        ],
+        "mensajes": lead_reports.transcript(db, lead_id),
+        "conversaciones": conversations.for_lead(db, lead_id),
+    }
+
+
+def update_problem(status: object, notes: object, contacted: object) -> str | None:
+    """What is wrong with a salesperson's update (None: nothing)."""
+    if status is not None and status not in leads.STATUSES:
+        return f"seguimiento debe ser uno de: {', '.join(leads.STATUSES)}"
+    if notes is not None and (not isinstance(notes, str) or len(notes) > MAX_NOTES_CHARS):
+        return "notas debe ser texto de hasta 5.000 caracteres"
+    if contacted is not None and not isinstance(contacted, bool):
+        return "contactado debe ser true o false"
+    return None
+
+
+def safe_cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = "; ".join(map(str, value))
+    if isinstance(value, bool):
+        value = "sí" if value else "no"
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA) else text
+
+
+def csv_response(rows: list[dict[str, Any]]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([title for title, _key in CSV_COLUMNS])
+    for row in rows:
+        writer.writerow([safe_cell(row[key]) for _title, key in CSV_COLUMNS])
+    response = Response(
+        "\ufeff" + out.getvalue(),  # the BOM: Excel reads the accents as UTF-8
+        content_type="text/csv; charset=utf-8",
+    )
+    response.headers["Content-Disposition"] = 'attachment; filename="leads.csv"'
+    return response
+
+
+def updated(db: Database, lead_id: int, **changes: Any) -> Response:
+    """Apply the salesperson's changes; the lead as it is now, or 404."""
+    if not lead_reports.update(db, lead_id, **changes):
+        return error_response(404, "Lead no encontrado")
+    return json_response({"success": True, "data": lead_reports.get(db, lead_id)})
+
+
+def create_leads_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
+    bp = Blueprint("admin_leads", __name__)
+    _lead_routes(bp, ctx.db, auth)
+    _report_routes(bp, ctx.db, auth)
+    return bp
+
+
+def _lead_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
+    @bp.get("/api/leads")
+    @auth.required
+    async def list_leads() -> Response:
+        try:
+            f, page, size = page_of(request.args)
+        except BadFilter as exc:
+            return error_response(400, str(exc))
+        except ValueError:
+            return error_response(400, "pagina y porPagina deben ser números")
+        rows, total = lead_reports.search(db, f, size, (page - 1) * size)
+        return json_response(
+            {"success": True, "data": rows, "total": total, "pagina": page, "porPagina": size}
+        )
+
+    @bp.get("/api/leads/<int:lead_id>")
+    @auth.required
+    async def one_lead(lead_id: int) -> Response:
+        detail = lead_detail(db, lead_id)
+        if detail is None:
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True, "data": detail})
+
+    @bp.patch("/api/leads/<int:lead_id>")
+    @auth.required
+    async def update_lead(lead_id: int) -> Response:
+        body = await read_json_object(whole_text=True)
+        if isinstance(body, Response):
+            return body
+        status, notes, contacted = (
+            body.get("seguimiento"),
+            body.get("notas"),
+            body.get("contactado"),
+        )
+        problem = update_problem(status, notes, contacted)
+        if problem is not None:
+            return error_response(400, problem)
+        return updated(db, lead_id, status=status, notes=notes, contacted=contacted)
+
+    @bp.put("/api/leads/<int:lead_id>/contactado")
+    @auth.required
+    async def mark_contacted(lead_id: int) -> Response:
+        return updated(db, lead_id, contacted=True)
+
+    @bp.delete("/api/leads/<int:lead_id>")
+    @auth.required
+    async def delete_lead(lead_id: int) -> Response:
+        if not lead_reports.delete(db, lead_id):
+            return error_response(404, "Lead no encontrado")
+        return json_response({"success": True})
+
+
+def _report_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
+    @bp.get("/api/leads/estadisticas")
+    @auth.required
+    async def statistics() -> Response:
+        return json_response({"success": True, "data": lead_reports.statistics(db)})
+
+    @bp.get("/api/leads/export.csv")
+    @auth.required
+    async def export() -> Response:
+        try:
+            f = lead_filter(request.args)
+        except BadFilter as exc:
+            return error_response(400, str(exc))
+        rows, _total = lead_reports.search(db, f, limit=1_000_000)
+        return csv_response(rows)
