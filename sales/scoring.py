@@ -111,67 +111,94 @@ class Scorer:
     ) -> Verdict:
         """`channel_phone`: we know the phone from the channel itself (WhatsApp), so the
         person can be called even if they never typed the number."""
-        reasons: list[str] = []
-        points = 0
-
-        def reason(text: str, key: str) -> None:
-            nonlocal points
-            reasons.append(text)
-            points += POINTS[key]
-
-        for label in sorted(signals.actions):
-            reason(label, "action")
         urgent = bool(fields.urgency and fields.urgency in self.hot_urgency)
-        if urgent:
-            reason(f"urgencia: {fields.urgency}", "urgent")
-        if fields.name:
-            reason("dio su nombre", "name")
-        if fields.phone and not channel_phone:
-            reason("dio su teléfono", "phone")
-        elif channel_phone:
-            reason("teléfono de WhatsApp", "phone")
-        if fields.email:
-            reason("dio su e-mail", "email")
-        if fields.service:
-            reason(f"servicio: {fields.service}", "service")
-        if fields.area:
-            reason(f"comuna: {fields.area}", "area")
-        if fields.urgency and not urgent:
-            reasons.append(f"plazo: {fields.urgency}")
-        for word in sorted(signals.hot_keywords):
-            reason(f"preguntó por «{word}»", "hot_keyword")
-        if signals.warm_keywords and not signals.hot_keywords:
-            reason(f"mostró interés («{sorted(signals.warm_keywords)[0]}»)", "warm_keyword")
-        if signals.long_message:
-            reason("mensaje detallado", "long")
-        if budget:
-            reason(f"presupuesto: {budget}", "budget")
-
-        reachable = bool(fields.phone) or channel_phone
-        contact = bool(fields.name and reachable)
-        if (
-            signals.actions
-            or urgent
-            or (contact and fields.service)
-            or (contact and signals.hot_keywords)
-        ):
-            classification = "caliente"
-        elif (
-            fields.name
-            or (fields.phone and not channel_phone)
-            or fields.email
-            or fields.service
-            or budget
-        ):
-            # Interest words or a long message alone (a price question, a job application)
-            # stay cold: warm needs something a salesperson can act on.
-            classification = "tibio"
-        else:
-            classification = "frio"
+        tally = _Tally()
+        _count_fields(tally, fields, signals, urgent=urgent, channel_phone=channel_phone)
+        _count_words(tally, signals, budget)
+        classification = _classify(
+            fields, signals, budget=budget, urgent=urgent, channel_phone=channel_phone
+        )
         if model_guess in ("tibio", "caliente"):
             # A reason and points for sorting; the class comes from what the person did.
-            reason(f"el asistente lo estimó {model_guess}", "model")
-        return Verdict(classification, min(points, 100), tuple(reasons))
+            tally.add(f"el asistente lo estimó {model_guess}", "model")
+        return Verdict(classification, min(tally.points, 100), tuple(tally.reasons))
+
+
+class _Tally:
+    """The reasons a salesperson would give, and the points they add up to."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.points = 0
+
+    def add(self, text: str, key: str) -> None:
+        self.reasons.append(text)
+        self.points += POINTS[key]
+
+
+def _count_fields(
+    tally: _Tally, fields: LeadFields, signals: Signals, *, urgent: bool, channel_phone: bool
+) -> None:
+    """What the person asked for and told us."""
+    for label in sorted(signals.actions):
+        tally.add(label, "action")
+    if urgent:
+        tally.add(f"urgencia: {fields.urgency}", "urgent")
+    if fields.name:
+        tally.add("dio su nombre", "name")
+    if fields.phone and not channel_phone:
+        tally.add("dio su teléfono", "phone")
+    elif channel_phone:
+        tally.add("teléfono de WhatsApp", "phone")
+    if fields.email:
+        tally.add("dio su e-mail", "email")
+    if fields.service:
+        tally.add(f"servicio: {fields.service}", "service")
+    if fields.area:
+        tally.add(f"comuna: {fields.area}", "area")
+    if fields.urgency and not urgent:
+        tally.reasons.append(f"plazo: {fields.urgency}")  # a reason, no points
+
+
+def _count_words(tally: _Tally, signals: Signals, budget: str | None) -> None:
+    for word in sorted(signals.hot_keywords):
+        tally.add(f"preguntó por «{word}»", "hot_keyword")
+    if signals.warm_keywords and not signals.hot_keywords:
+        tally.add(f"mostró interés («{sorted(signals.warm_keywords)[0]}»)", "warm_keyword")
+    if signals.long_message:
+        tally.add("mensaje detallado", "long")
+    if budget:
+        tally.add(f"presupuesto: {budget}", "budget")
+
+
+def _classify(
+    fields: LeadFields,
+    signals: Signals,
+    *,
+    budget: str | None,
+    urgent: bool,
+    channel_phone: bool,
+) -> str:
+    reachable = bool(fields.phone) or channel_phone
+    contact = bool(fields.name and reachable)
+    if (
+        signals.actions
+        or urgent
+        or (contact and fields.service)
+        or (contact and signals.hot_keywords)
+    ):
+        return "caliente"
+    if (
+        fields.name
+        or (fields.phone and not channel_phone)
+        or fields.email
+        or fields.service
+        or budget
+    ):
+        # Interest words or a long message alone (a price question, a job application)
+        # stay cold: warm needs something a salesperson can act on.
+        return "tibio"
+    return "frio"
 
 
 def warmer(a: str, b: str) -> str:

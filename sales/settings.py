@@ -11,8 +11,9 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -101,7 +102,6 @@ class Settings:
     demo_mode: bool = False  # a public demo server: /demo and /api/simulate without a login
     # Sites that may embed the chat (widget.js) and call the chat API from the browser.
     allowed_origins: tuple[str, ...] = ()
-    env_file: Path | None = field(default=None, compare=False)
 
     @property
     def offline(self) -> bool:
@@ -160,73 +160,112 @@ def load_settings(
     if env_path.is_file():
         from_file = {k: v for k, v in dotenv_values(env_path).items() if v is not None}
     merged = {**from_file, **environ}
-    source = str(env_path) if from_file else "environment"
-    reader = _Reader(merged, source)
-
-    smtp_host, default_port, security = _smtp(reader)
+    reader = _Reader(merged, str(env_path) if from_file else "environment")
+    smtp = _smtp(reader)
+    # Read in this order (arguments are evaluated left to right): problems are listed so.
     settings = Settings(
-        host=reader.text("HOST", "127.0.0.1"),
-        port=reader.integer("PORT", 3000, low=0, high=65535),
-        database_path=reader.path("DATABASE_PATH", Path("db/leads.db")),
-        log_dir=reader.path("LOG_DIR", Path("logs")),
-        log_level=reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
-        backup_dir=reader.path("BACKUP_DIR", Path("db/backups")),
-        business_config=reader.path("BUSINESS_CONFIG", Path("config/business.json")),
-        system_prompt_path=reader.path("SYSTEM_PROMPT_PATH", Path("prompts/systemPrompt.txt")),
-        public_dir=reader.path("PUBLIC_DIR", PROJECT_ROOT / "public"),
-        openai_api_key=reader.optional("OPENAI_API_KEY"),
-        openai_model=reader.text("OPENAI_MODEL", "gpt-4o-mini"),
-        openai_base_url=reader.optional("OPENAI_BASE_URL"),
-        openai_timeout=reader.duration("OPENAI_TIMEOUT", 30 * SECONDS),
-        openai_max_retries=reader.integer("OPENAI_MAX_RETRIES", 3, low=1, high=10),
-        openai_temperature=reader.number("OPENAI_TEMPERATURE", 0.7, low=0.0, high=2.0),
-        openai_max_tokens=reader.integer("OPENAI_MAX_TOKENS", 500, low=16, high=16384),
-        # The OpenAI client keeps at most 1,000 connections: a higher limit would queue there.
-        llm_max_concurrency=reader.integer("LLM_MAX_CONCURRENCY", 512, low=1, high=1000),
-        history_max_tokens=reader.integer("HISTORY_MAX_TOKENS", 6000, low=200, high=200_000),
-        failpoints=reader.text("IA_FAILPOINTS", ""),
-        meta_app_secret=reader.optional("META_APP_SECRET"),
-        whatsapp_access_token=reader.optional("WHATSAPP_ACCESS_TOKEN"),
-        whatsapp_phone_number_id=reader.optional("WHATSAPP_PHONE_NUMBER_ID"),
-        whatsapp_verify_token=reader.optional("WHATSAPP_VERIFY_TOKEN"),
-        instagram_access_token=reader.optional("INSTAGRAM_ACCESS_TOKEN"),
-        instagram_account_id=reader.optional("INSTAGRAM_ACCOUNT_ID"),
-        instagram_verify_token=reader.optional("INSTAGRAM_VERIFY_TOKEN"),
-        meta_graph_url=reader.url("META_GRAPH_URL", "https://graph.facebook.com/v21.0"),
-        instagram_graph_url=reader.url("INSTAGRAM_GRAPH_URL", "https://graph.instagram.com/v21.0"),
-        debounce_seconds=reader.duration("DEBOUNCE_SECONDS", 2 * SECONDS, low=0),
-        owner_email=reader.email("OWNER_EMAIL"),
-        smtp_host=smtp_host,
-        smtp_port=reader.integer("SMTP_PORT", default_port, low=1, high=65535),
-        smtp_security=security,
-        smtp_user=reader.optional("SMTP_USER"),
-        smtp_password=reader.optional("SMTP_PASSWORD"),
-        email_from=reader.email("EMAIL_FROM"),
-        webhook_url=reader.optional_url("WEBHOOK_URL"),
-        whatsapp_followup_template=reader.optional("WHATSAPP_FOLLOWUP_TEMPLATE"),
-        whatsapp_template_language=reader.text("WHATSAPP_TEMPLATE_LANGUAGE", "es"),
-        whatsapp_template_params=reader.names(
-            "WHATSAPP_TEMPLATE_PARAMS", ("nombre", "servicio", "negocio")
-        ),
-        scheduler_interval=reader.duration("SCHEDULER_INTERVAL", 60 * SECONDS, low=0.05),
-        notifier_poll_interval=reader.duration("NOTIFIER_POLL_INTERVAL", 1 * SECONDS, low=0.05),
-        daily_summary_at=reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
-        backup_time=reader.time_or_off("BACKUP_TIME", "03:00"),
-        backup_keep_days=reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
-        disk_min_free_mb=reader.integer("DISK_MIN_FREE_MB", 200, low=0, high=100_000_000),
-        metrics_token=reader.optional("METRICS_TOKEN"),
-        trusted_proxies=reader.networks("TRUSTED_PROXIES"),
-        admin_password=reader.optional("ADMIN_PASSWORD"),
-        admin_password_hash=reader.argon2_hash("ADMIN_PASSWORD_HASH"),
-        session_idle=reader.minutes("SESSION_IDLE_MINUTES", 30),
-        session_max=reader.minutes("SESSION_MAX_MINUTES", 12 * 60),
-        demo_mode=reader.flag("DEMO_MODE", False),
-        allowed_origins=reader.origins("ALLOWED_ORIGINS"),
-        env_file=env_path if from_file else None,
+        **_server(reader),
+        **_model(reader),
+        **_channels(reader),
+        **_owner_alerts(reader, smtp),
+        **_schedules(reader),
+        **_access(reader),
     )
     if reader.problems:
         raise ConfigProblem(reader.problems)
     return settings
+
+
+def _server(reader: _Reader) -> dict[str, Any]:
+    return {
+        "host": reader.text("HOST", "127.0.0.1"),
+        "port": reader.integer("PORT", 3000, low=0, high=65535),
+        "database_path": reader.path("DATABASE_PATH", Path("db/leads.db")),
+        "log_dir": reader.path("LOG_DIR", Path("logs")),
+        "log_level": reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        "backup_dir": reader.path("BACKUP_DIR", Path("db/backups")),
+        "business_config": reader.path("BUSINESS_CONFIG", Path("config/business.json")),
+        "system_prompt_path": reader.path("SYSTEM_PROMPT_PATH", Path("prompts/systemPrompt.txt")),
+        "public_dir": reader.path("PUBLIC_DIR", PROJECT_ROOT / "public"),
+    }
+
+
+def _model(reader: _Reader) -> dict[str, Any]:
+    return {
+        "openai_api_key": reader.optional("OPENAI_API_KEY"),
+        "openai_model": reader.text("OPENAI_MODEL", "gpt-4o-mini"),
+        "openai_base_url": reader.optional("OPENAI_BASE_URL"),
+        "openai_timeout": reader.duration("OPENAI_TIMEOUT", 30 * SECONDS),
+        "openai_max_retries": reader.integer("OPENAI_MAX_RETRIES", 3, low=1, high=10),
+        "openai_temperature": reader.number("OPENAI_TEMPERATURE", 0.7, low=0.0, high=2.0),
+        "openai_max_tokens": reader.integer("OPENAI_MAX_TOKENS", 500, low=16, high=16384),
+        # The OpenAI client keeps at most 1,000 connections: a higher limit would queue there.
+        "llm_max_concurrency": reader.integer("LLM_MAX_CONCURRENCY", 512, low=1, high=1000),
+        "history_max_tokens": reader.integer("HISTORY_MAX_TOKENS", 6000, low=200, high=200_000),
+        "failpoints": reader.text("IA_FAILPOINTS", ""),
+    }
+
+
+def _channels(reader: _Reader) -> dict[str, Any]:
+    return {
+        "meta_app_secret": reader.optional("META_APP_SECRET"),
+        "whatsapp_access_token": reader.optional("WHATSAPP_ACCESS_TOKEN"),
+        "whatsapp_phone_number_id": reader.optional("WHATSAPP_PHONE_NUMBER_ID"),
+        "whatsapp_verify_token": reader.optional("WHATSAPP_VERIFY_TOKEN"),
+        "instagram_access_token": reader.optional("INSTAGRAM_ACCESS_TOKEN"),
+        "instagram_account_id": reader.optional("INSTAGRAM_ACCOUNT_ID"),
+        "instagram_verify_token": reader.optional("INSTAGRAM_VERIFY_TOKEN"),
+        "meta_graph_url": reader.url("META_GRAPH_URL", "https://graph.facebook.com/v21.0"),
+        "instagram_graph_url": reader.url(
+            "INSTAGRAM_GRAPH_URL", "https://graph.instagram.com/v21.0"
+        ),
+        "debounce_seconds": reader.duration("DEBOUNCE_SECONDS", 2 * SECONDS, low=0),
+    }
+
+
+def _owner_alerts(reader: _Reader, smtp: tuple[str | None, int, str]) -> dict[str, Any]:
+    host, default_port, security = smtp
+    return {
+        "owner_email": reader.email("OWNER_EMAIL"),
+        "smtp_host": host,
+        "smtp_port": reader.integer("SMTP_PORT", default_port, low=1, high=65535),
+        "smtp_security": security,
+        "smtp_user": reader.optional("SMTP_USER"),
+        "smtp_password": reader.optional("SMTP_PASSWORD"),
+        "email_from": reader.email("EMAIL_FROM"),
+        "webhook_url": reader.optional_url("WEBHOOK_URL"),
+    }
+
+
+def _schedules(reader: _Reader) -> dict[str, Any]:
+    """Follow-ups, the daily summary, backups, and what health and metrics watch."""
+    return {
+        "whatsapp_followup_template": reader.optional("WHATSAPP_FOLLOWUP_TEMPLATE"),
+        "whatsapp_template_language": reader.text("WHATSAPP_TEMPLATE_LANGUAGE", "es"),
+        "whatsapp_template_params": reader.names(
+            "WHATSAPP_TEMPLATE_PARAMS", ("nombre", "servicio", "negocio")
+        ),
+        "scheduler_interval": reader.duration("SCHEDULER_INTERVAL", 60 * SECONDS, low=0.05),
+        "notifier_poll_interval": reader.duration("NOTIFIER_POLL_INTERVAL", 1 * SECONDS),
+        "daily_summary_at": reader.time_or_off("DAILY_SUMMARY_AT", "08:00"),
+        "backup_time": reader.time_or_off("BACKUP_TIME", "03:00"),
+        "backup_keep_days": reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
+        "disk_min_free_mb": reader.integer("DISK_MIN_FREE_MB", 200, low=0, high=100_000_000),
+        "metrics_token": reader.optional("METRICS_TOKEN"),
+    }
+
+
+def _access(reader: _Reader) -> dict[str, Any]:
+    """Who may reach what: proxies, the dashboard's password and sessions, the demo, CORS."""
+    return {
+        "trusted_proxies": reader.networks("TRUSTED_PROXIES"),
+        "admin_password": reader.optional("ADMIN_PASSWORD"),
+        "admin_password_hash": reader.argon2_hash("ADMIN_PASSWORD_HASH"),
+        "session_idle": reader.minutes("SESSION_IDLE_MINUTES", 30),
+        "session_max": reader.minutes("SESSION_MAX_MINUTES", 12 * 60),
+        "demo_mode": reader.flag("DEMO_MODE", False),
+        "allowed_origins": reader.origins("ALLOWED_ORIGINS"),
+    }
 
 
 def _smtp(reader: _Reader) -> tuple[str | None, int, str]:

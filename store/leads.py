@@ -159,14 +159,6 @@ def for_conversation(db: Database, conversation_id: int) -> Lead | None:
     return _from_row(row) if row else None
 
 
-def identities(db: Database, lead_id: int) -> list[tuple[str, str]]:
-    rows = db.connection.execute(
-        "SELECT kind, value FROM lead_identities WHERE lead_id = ? ORDER BY kind, value",
-        (lead_id,),
-    ).fetchall()
-    return [(str(k), str(v)) for k, v in rows]
-
-
 def _add_identity(db: Database, kind: str, value: str, lead_id: int) -> None:
     db.execute(
         "INSERT OR IGNORE INTO lead_identities (kind, value, lead_id, created_at)"
@@ -333,30 +325,7 @@ def apply(
     """Store a turn's classification; a change of class is added to the history."""
     now = utc_now()
     with db.transaction():
-        db.execute(
-            "UPDATE leads SET name = ?, phone = ?, email = ?, service = ?, area = ?,"
-            " urgency = ?, budget = ?, classification = ?, score = ?, reasons = ?, signals = ?,"
-            " sources = ?, updated_at = ?, last_interaction_at = ?,"
-            " last_user_message_at = coalesce(?, last_user_message_at) WHERE id = ?",
-            (
-                result.fields.name,
-                result.fields.phone,
-                result.fields.email,
-                result.fields.service,
-                result.fields.area,
-                result.fields.urgency,
-                result.budget,
-                result.classification,
-                result.score,
-                json.dumps(list(result.reasons), ensure_ascii=False),
-                json.dumps(list(result.signals), ensure_ascii=False),
-                json.dumps(result.sources, ensure_ascii=False),
-                now,
-                now,
-                user_at,
-                lead.id,
-            ),
-        )
+        _write_classification(db, lead.id, result, now, user_at)
         if result.fields.phone and result.fields.phone != lead.fields.phone:
             _claim(db, lead.id, "phone", result.fields.phone, _message_of(result, "phone"))
         if result.fields.email and result.fields.email != lead.fields.email:
@@ -365,18 +334,7 @@ def apply(
             "SELECT 1 FROM lead_classifications WHERE lead_id = ?", (lead.id,)
         )
         if first or result.classification != lead.classification:
-            db.execute(
-                "INSERT INTO lead_classifications (lead_id, classification, score, reasons,"
-                " reply_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    lead.id,
-                    result.classification,
-                    result.score,
-                    json.dumps(list(result.reasons), ensure_ascii=False),
-                    reply_id,
-                    now,
-                ),
-            )
+            _add_to_history(db, lead.id, result, reply_id, now)
     updated = replace(
         lead,
         fields=result.fields,
@@ -390,6 +348,52 @@ def apply(
         last_user_message_at=user_at or lead.last_user_message_at,
     )
     return Change(updated, None if first else lead.classification)
+
+
+def _write_classification(
+    db: Database, lead_id: int, result: Classification, now: str, user_at: str | None
+) -> None:
+    db.execute(
+        "UPDATE leads SET name = ?, phone = ?, email = ?, service = ?, area = ?,"
+        " urgency = ?, budget = ?, classification = ?, score = ?, reasons = ?, signals = ?,"
+        " sources = ?, updated_at = ?, last_interaction_at = ?,"
+        " last_user_message_at = coalesce(?, last_user_message_at) WHERE id = ?",
+        (
+            result.fields.name,
+            result.fields.phone,
+            result.fields.email,
+            result.fields.service,
+            result.fields.area,
+            result.fields.urgency,
+            result.budget,
+            result.classification,
+            result.score,
+            json.dumps(list(result.reasons), ensure_ascii=False),
+            json.dumps(list(result.signals), ensure_ascii=False),
+            json.dumps(result.sources, ensure_ascii=False),
+            now,
+            now,
+            user_at,
+            lead_id,
+        ),
+    )
+
+
+def _add_to_history(
+    db: Database, lead_id: int, result: Classification, reply_id: int | None, now: str
+) -> None:
+    db.execute(
+        "INSERT INTO lead_classifications (lead_id, classification, score, reasons,"
+        " reply_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            lead_id,
+            result.classification,
+            result.score,
+            json.dumps(list(result.reasons), ensure_ascii=False),
+            reply_id,
+            now,
+        ),
+    )
 
 
 def _message_of(result: Classification, name: str) -> int | None:
@@ -415,16 +419,6 @@ def opt_out(db: Database, lead_id: int) -> None:
     db.execute(
         "UPDATE leads SET opted_out_at = coalesce(opted_out_at, ?), updated_at = ? WHERE id = ?",
         (utc_now(), utc_now(), lead_id),
-    )
-
-
-def set_status(db: Database, lead_id: int, status: str) -> None:
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
-    contacted = 1 if status != "new" else 0
-    db.execute(
-        "UPDATE leads SET status = ?, contacted = max(contacted, ?), updated_at = ? WHERE id = ?",
-        (status, contacted, utc_now(), lead_id),
     )
 
 

@@ -61,3 +61,23 @@ def test_every_bad_variable_is_reported_by_name(tmp_path: Path) -> None:
         )
     fields = [field for _file, field, _reason in caught.value.problems]
     assert fields == ["PORT", "LOG_LEVEL", "OPENAI_TIMEOUT"]
+
+
+def test_every_setting_is_read_by_exactly_one_group() -> None:
+    """`load_settings` builds Settings from groups of variables: a field left out of every
+    group would silently keep its default, and one in two groups would be read twice."""
+    from dataclasses import fields
+
+    from sales import settings as module
+
+    reader = module._Reader({}, "environment")
+    groups = [
+        module._server(reader),
+        module._model(reader),
+        module._channels(reader),
+        module._owner_alerts(reader, module._smtp(reader)),
+        module._schedules(reader),
+        module._access(reader),
+    ]
+    keys = [key for group in groups for key in group]
+    assert sorted(keys) == sorted(f.name for f in fields(module.Settings))

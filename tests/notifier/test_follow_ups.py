@@ -14,7 +14,7 @@ import pytest
 from sales.business import BusinessConfig, Schedule, WorkingDay
 from sales.follow_ups import FollowUps
 from sales.hours import is_open, next_opening
-from store import follow_ups, leads
+from store import follow_ups, lead_reports, leads
 from store.db import to_text as iso
 from store.leads import Lead
 from tests.conftest import make_settings
@@ -219,7 +219,7 @@ def test_no_follow_up_for_cold_opted_out_contacted_or_closed(tmp_path: Path, cas
     if case == "opted out":
         leads.opt_out(desk.db, lead.id)
     elif case != "cold":
-        leads.set_status(desk.db, lead.id, case)
+        lead_reports.update(desk.db, lead.id, status=case)
     clock = Clock(MONDAY_10)
     run(desk, clock, local("2026-03-03 12:00"))
     run(desk, clock, local("2026-03-05 12:00"))
