@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import trio
 
-from store.leads import Lead
+from store.leads import Lead, LeadClass
 from store.messages import StoredMessage
 
 
@@ -22,7 +22,7 @@ class LeadView:
     phone: str | None
     service: str | None
     area: str | None
-    classification: str
+    classification: LeadClass
     channel: str
     reasons: tuple[str, ...] = ()
     score: int = 0
@@ -127,7 +127,7 @@ class LeadChanged:
     """A lead changed class; owner notifications for it may be queued."""
 
     lead_id: int
-    classification: str
+    classification: LeadClass
 
 
 NotifierNotice = OutboxReady | LeadChanged

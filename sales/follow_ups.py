@@ -178,7 +178,7 @@ class FollowUps:
                     conversation.id,
                     channel,
                     conversation.external_key,
-                    plan.action,
+                    "text" if plan.action == Action.TEXT else "template",
                     [body],
                 )
                 follow_ups.record(
@@ -277,7 +277,7 @@ class FollowUps:
         today = local.replace(hour=0, minute=0, second=0, microsecond=0)
         yesterday = today - timedelta(days=1)
         created = leads.created_between(self.db, to_text(yesterday), to_text(today))
-        by_class = Counter(lead.classification for lead in created)
+        by_class: Counter[str] = Counter(lead.classification for lead in created)
         by_channel = Counter(lead.channel for lead in created)
         message = daily_summary(
             self.business, yesterday.date().isoformat(), by_class, by_channel, self.due(now)

@@ -6,7 +6,7 @@ Composed when the event happens (a snapshot of the lead then), stored, sent late
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -152,7 +152,7 @@ def follow_up_reminder(business: BusinessConfig, lead: Lead, why: str) -> OwnerM
 def daily_summary(
     business: BusinessConfig,
     day: str,
-    by_class: dict[str, int],
+    by_class: Mapping[str, int],
     by_channel: dict[str, int],
     due: Sequence[Lead],
 ) -> OwnerMessage:

@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sales.business import LeadRules
-from store.leads import LeadFields
+from store.leads import LeadClass, LeadFields
 
 from .text import PhraseSet
 
-RANK = {"frio": 0, "tibio": 1, "caliente": 2}
+RANK: dict[str, int] = {"frio": 0, "tibio": 1, "caliente": 2}
 
 # Points for the score (0-100), used to sort leads of one class.
 POINTS = {
@@ -75,7 +75,7 @@ class Signals:
 
 @dataclass(frozen=True)
 class Verdict:
-    classification: str
+    classification: LeadClass
     score: int
     reasons: tuple[str, ...]
 
@@ -178,7 +178,7 @@ def _classify(
     budget: str | None,
     urgent: bool,
     channel_phone: bool,
-) -> str:
+) -> LeadClass:
     reachable = bool(fields.phone) or channel_phone
     contact = bool(fields.name and reachable)
     if (
@@ -201,5 +201,5 @@ def _classify(
     return "frio"
 
 
-def warmer(a: str, b: str) -> str:
+def warmer(a: LeadClass, b: LeadClass) -> LeadClass:
     return a if RANK[a] >= RANK[b] else b

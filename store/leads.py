@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from . import conversations
 from .db import Database, utc_now
 
-CLASSIFICATIONS = ("frio", "tibio", "caliente")
+LeadClass = Literal["frio", "tibio", "caliente"]  # cold, warm, hot
+CLASSIFICATIONS: tuple[LeadClass, ...] = ("frio", "tibio", "caliente")
 STATUSES = ("new", "contacted", "won", "lost")
 
 
@@ -46,7 +47,7 @@ class Lead:
     id: int
     channel: str
     fields: LeadFields
-    classification: str
+    classification: LeadClass
     status: str
     contacted: bool
     created_at: str
@@ -82,7 +83,7 @@ class Classification:
 
     fields: LeadFields
     budget: str | None
-    classification: str
+    classification: LeadClass
     score: int
     reasons: Sequence[str]
     signals: Sequence[str]

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import apsw
 
 from .db import Database, utc_after, utc_now
+
+SendKind = Literal["text", "read", "template"]  # a channel text, a read receipt, a template
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,7 @@ class OutboxItem:
     conversation_id: int
     channel: str
     recipient: str
-    kind: str  # "text" | "read"
+    kind: SendKind
     body: str
     reply_id: int | None
     part: int
@@ -47,7 +49,7 @@ def enqueue(
     conversation_id: int,
     channel: str,
     recipient: str,
-    kind: str,
+    kind: SendKind,
     bodies: Sequence[str],
     reply_id: int | None = None,
 ) -> list[int]:

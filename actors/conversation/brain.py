@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from store.leads import LeadFields
+from store.leads import LeadClass, LeadFields
 
 OnChunk = Callable[[str], Awaitable[None]]
 
@@ -30,7 +30,7 @@ class BrainTurn:
 class BrainReply:
     text: str
     lead: LeadFields
-    classification: str
+    classification: LeadClass
     source: str  # "llm" | "offline" | "fallback"
     model: str | None = None
     prompt_tokens: int | None = None

@@ -26,7 +26,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
 from actors.statistics import LLMStatistics
-from store.leads import CLASSIFICATIONS, LeadFields
+from store.leads import CLASSIFICATIONS, LeadClass, LeadFields
 
 from .brain import BrainReply, BrainTurn, OnChunk
 from .errors import BrainError, LLMInvalidOutput, LLMOverloaded, LLMTransient, LLMUnavailable
@@ -282,7 +282,7 @@ def _chat_message(role: str, content: str) -> ChatCompletionMessageParam:
     return {"role": "user", "content": content}
 
 
-def parse_answer(raw: str) -> tuple[str, LeadFields, str]:
+def parse_answer(raw: str) -> tuple[str, LeadFields, LeadClass]:
     """Validate the model's JSON; raise `LLMInvalidOutput` naming what is wrong."""
     try:
         data: Any = json.loads(raw)
@@ -302,7 +302,6 @@ def parse_answer(raw: str) -> tuple[str, LeadFields, str]:
         if value is not None and not isinstance(value, str | int | float):
             raise LLMInvalidOutput(f'"lead.{spanish}" debe ser texto o null')
         values[english] = str(value).strip() or None if value is not None else None
-    classification = lead.get("estado", "frio")
-    if classification not in CLASSIFICATIONS:
-        classification = "frio"
-    return reply.strip(), LeadFields(**values), str(classification)
+    said = lead.get("estado", "frio")
+    classification: LeadClass = next((c for c in CLASSIFICATIONS if c == said), "frio")
+    return reply.strip(), LeadFields(**values), classification

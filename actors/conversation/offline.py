@@ -17,7 +17,7 @@ import trio
 from sales.business import BusinessConfig, Service, fold
 from sales.extract import Extractor
 from sales.fields import settle, sources_from_json
-from store.leads import LeadFields
+from store.leads import LeadClass, LeadFields
 
 from .brain import BrainReply, BrainTurn, ChatLine, OnChunk
 from .offline_answers import Answers, Block, Clock, Voice
@@ -214,8 +214,8 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def classify(lead: LeadFields, history: tuple[ChatLine, ...]) -> str:
-    """The offline brain's own rough estimate (the classifier actor decides): hot with
+def classify(lead: LeadFields, history: tuple[ChatLine, ...]) -> LeadClass:
+    """The offline brain's own rough estimate (the turn's classification decides): hot with
     contact plus a service or an urgent need, warm with any data, cold otherwise."""
     urgent = lead.urgency in {"urgente", "hoy", "inmediata", "lo antes posible"}
     contact = bool(lead.name and lead.phone)

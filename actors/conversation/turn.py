@@ -35,7 +35,7 @@ from sales.failpoints import Failpoints
 from sales.text import OptOut
 from store import conversations, leads, messages, outbox
 from store.db import Database
-from store.leads import Lead, LeadFields
+from store.leads import Lead, LeadClass, LeadFields
 from store.messages import ReplyRecord
 
 from .brain import Brain, BrainReply, BrainTurn, ChatLine, trim_history
@@ -298,7 +298,7 @@ class TurnPath:
             self._wake(LeadChanged(classified.lead.id, classified.lead.classification))
         return classified.lead
 
-    def _fallback(self, rules: TurnRules, classification: str) -> BrainReply:
+    def _fallback(self, rules: TurnRules, classification: LeadClass) -> BrainReply:
         self.counters.fallbacks += 1
         return BrainReply(fallback_text(rules.business), LeadFields(), classification, "fallback")
 
