@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from quart import Quart
 
 from sales.business import load_business
 from sales.settings import Settings, load_settings
@@ -63,6 +64,19 @@ async def running_suite(settings: Settings) -> AsyncIterator[tuple[Suite, httpx.
                 yield suite, client
             finally:
                 suite.shutdown()
+
+
+def suite_app(suite: Suite) -> Quart:
+    """The running suite's web app as its ingress builds it (to walk its routes)."""
+    from actors.ingress.app import create_app
+    from actors.ingress.context import IngressContext
+
+    assert suite.db is not None
+    return create_app(
+        IngressContext(
+            suite.settings, suite.db, suite.business, suite.channels.inbound_messages.send, suite
+        )
+    )
 
 
 async def wait_for(predicate: Callable[[], object], seconds: float = 10) -> None:

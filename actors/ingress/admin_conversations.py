@@ -18,7 +18,7 @@ from store.db import Database
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
-from .responses import error_response, json_response, read_json_object
+from .responses import error_response, json_response, read_text_field
 
 events = logging.getLogger("business")  # one line per business event, no personal data
 
@@ -80,14 +80,9 @@ def create_conversations_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blue
     @auth.required
     async def reply(conversation_id: int) -> Response:
         """A person's reply from the dashboard, through the same outbox as the bot's."""
-        body = await read_json_object(whole_text=True)
-        if isinstance(body, Response):
-            return body
-        text = body.get("texto")
-        if not isinstance(text, str) or not text.strip():
-            return error_response(400, "texto es obligatorio")
-        if len(text) > MAX_REPLY_CHARS:
-            return error_response(400, f"texto admite hasta {MAX_REPLY_CHARS} caracteres")
+        text = await read_text_field("texto", MAX_REPLY_CHARS)
+        if isinstance(text, Response):
+            return text
         conversation = conversations.get(db, conversation_id)
         if conversation is None:
             return error_response(404, "Conversación no encontrada")

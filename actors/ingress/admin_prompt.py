@@ -17,7 +17,7 @@ from store.db import Database
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
-from .responses import error_response, json_response, read_json_object
+from .responses import error_response, json_response, read_json_object, read_text_field
 
 MAX_PROMPT_CHARS = 20_000
 
@@ -71,14 +71,9 @@ def _prompt_routes(bp: Blueprint, ctx: IngressContext, auth: AdminAuth) -> None:
     @bp.put("/api/prompt")
     @auth.required
     async def write_prompt() -> Response:
-        body = await read_json_object(whole_text=True)
-        if isinstance(body, Response):
-            return body
-        text = body.get("texto")
-        if not isinstance(text, str) or not text.strip():
-            return error_response(400, "texto es obligatorio")
-        if len(text) > MAX_PROMPT_CHARS:
-            return error_response(400, f"texto admite hasta {MAX_PROMPT_CHARS} caracteres")
+        text = await read_text_field("texto", MAX_PROMPT_CHARS)
+        if isinstance(text, Response):
+            return text
         version = prompts.add(db, text.strip(), "editado en el panel")
         await ctx.suite.use_rules(text.strip())
         return json_response({"success": True, "version": version})

@@ -124,3 +124,17 @@ async def read_json_object(
             ],
         )
     return data
+
+
+async def read_text_field(name: str, limit: int) -> str | Response:
+    """A required, non-blank text field of the request's JSON object (at most `limit`
+    characters), or the 400 that says why not."""
+    body = await read_json_object(whole_text=True)
+    if isinstance(body, Response):
+        return body
+    text = body.get(name)
+    if not isinstance(text, str) or not text.strip():
+        return error_response(400, f"{name} es obligatorio")
+    if len(text) > limit:
+        return error_response(400, f"{name} admite hasta {limit} caracteres")
+    return text

@@ -14,9 +14,7 @@ from typing import Any
 import httpx
 import trio
 
-from actors.ingress.app import create_app
-from actors.ingress.context import IngressContext
-from tests.conftest import make_settings, running_suite
+from tests.conftest import make_settings, running_suite, suite_app
 
 PASSWORD = "clave-de-prueba-KNOWN-123"
 # Routes anyone may call: the chat and the page's own data, login, webhooks, health.
@@ -58,15 +56,7 @@ async def login(client: httpx.AsyncClient, client_ip: str = "198.51.100.1") -> s
 async def test_every_admin_route_wants_a_session_and_changes_want_csrf(tmp_path: Path) -> None:
     async with running_suite(admin_settings(tmp_path)) as (suite, client):
         assert suite.db is not None
-        app = create_app(
-            IngressContext(
-                suite.settings,
-                suite.db,
-                suite.business,
-                suite.channels.inbound_messages.send,
-                suite,
-            )
-        )
+        app = suite_app(suite)
         admin: list[tuple[str, str]] = []
         for rule in app.url_map.iter_rules():
             view = app.view_functions[rule.endpoint]

@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from actors.ingress.app import create_app
-from actors.ingress.context import IngressContext
-from tests.conftest import running_suite
+from tests.conftest import running_suite, suite_app
 from tests.ingress.test_admin import admin_settings, login
 
 HOSTILE = (
@@ -28,15 +26,7 @@ async def test_a_lone_surrogate_is_a_4xx_on_every_route_that_takes_a_body(
         )
         assert r.status_code == 400 and "Unicode" in r.text
         csrf = await login(client)
-        app = create_app(
-            IngressContext(
-                suite.settings,
-                suite.db,
-                suite.business,
-                suite.channels.inbound_messages.send,
-                suite,
-            )
-        )
+        app = suite_app(suite)
         tried = 0
         for rule in app.url_map.iter_rules():
             for method in (rule.methods or set()) & {"POST", "PUT", "PATCH"}:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from actors.ingress.app import create_app
-from actors.ingress.context import IngressContext
-from tests.conftest import make_settings, running_suite
+from tests.conftest import make_settings, running_suite, suite_app
 from tests.ingress.test_admin import PASSWORD, login
 
 # What the owner reads: each must answer 200, and none may be stored.
@@ -48,15 +46,7 @@ async def test_every_api_answer_is_no_store(tmp_path: Path) -> None:
         assert r.status_code == 200
         csrf = await login(client)
         lead_id = (await client.get("/api/leads")).json()["data"][0]["id"]
-        app = create_app(
-            IngressContext(
-                suite.settings,
-                suite.db,
-                suite.business,
-                suite.channels.inbound_messages.send,
-                suite,
-            )
-        )
+        app = suite_app(suite)
         routes = sorted(
             (
                 (method, rule.rule)

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from actors.ingress.app import create_app
-from actors.ingress.context import IngressContext
-from tests.conftest import running_suite
+from tests.conftest import running_suite, suite_app
 from tests.ingress.test_admin import admin_settings, login
 
 FIRST = "session_primera_visita"
@@ -95,15 +93,7 @@ async def test_no_public_route_shows_a_second_visitor_the_first_ones_data(
     async with running_suite(admin_settings(tmp_path, METRICS_TOKEN="")) as (suite, client):
         assert suite.db is not None
         await _chat(client, FIRST, FIRST_SAYS)
-        app = create_app(
-            IngressContext(
-                suite.settings,
-                suite.db,
-                suite.business,
-                suite.channels.inbound_messages.send,
-                suite,
-            )
-        )
+        app = suite_app(suite)
         visited = 0
         async with httpx.AsyncClient(base_url=suite.url, timeout=30) as visitor:
             for rule in app.url_map.iter_rules():
