@@ -74,6 +74,7 @@ class _Started:
     """The rows of a batch still pending, each with its attempt number."""
 
     live: list[tuple[InboundMessage, int]]
+    receipt_queued: bool = False  # WhatsApp's read receipt and typing, for the notifier
 
     @property
     def newest(self) -> InboundMessage:
@@ -136,8 +137,9 @@ class TurnPath:
         if not started.live:
             # Already answered (a copy queued before a restart) or deleted meanwhile.
             return self._from_store(message)
-        self._wake(OutboxReady(message.conversation_id))
         message = started.newest
+        if started.receipt_queued:
+            self._wake(OutboxReady(message.conversation_id))
         if conversations.is_paused(self.db, message.conversation_id):
             return self._hold(started)
         lead_before = leads.for_conversation(self.db, message.conversation_id)
@@ -163,18 +165,18 @@ class TurnPath:
         with db.transaction():
             counted = [(m, messages.start_attempt(db, m.message_id)) for m in batch]
             live = [(m, n) for m, n in counted if n is not None]
-            if live and live[-1][1] == 1:
-                newest = live[-1][0]
-                if newest.channel == "whatsapp" and newest.external_id:
-                    outbox.enqueue(
-                        db,
-                        newest.conversation_id,
-                        "whatsapp",
-                        self._recipient(newest.conversation_id),
-                        "read",
-                        [newest.external_id],
-                    )
-        return _Started(live)
+            newest = live[-1][0] if live and live[-1][1] == 1 else None
+            receipt = bool(newest and newest.channel == "whatsapp" and newest.external_id)
+            if newest is not None and receipt:
+                outbox.enqueue(
+                    db,
+                    newest.conversation_id,
+                    "whatsapp",
+                    self._recipient(newest.conversation_id),
+                    "read",
+                    [str(newest.external_id)],
+                )
+        return _Started(live, receipt)
 
     def _hold(self, started: _Started) -> TurnCompleted:
         """A person has this conversation: stored and shown to them, not answered here."""
