@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import openai
+import trio
 
 from actors.conversation.brain import Brain
+from actors.conversation.completions import ChatCompletions, proxy_configured
 from actors.conversation.llm import LLMOptions, OpenAIBrain
 from actors.conversation.model_gate import ModelGate
 from actors.conversation.offline import OfflineBrain
@@ -66,14 +68,27 @@ async def model_brain(
         timeout=settings.openai_timeout,
         max_retries=0,  # ours, with backoff and jitter, in the brain
     ) as client:
-        yield OpenAIBrain(
-            client,
-            LLMOptions(
-                settings.openai_model,
-                settings.openai_temperature,
-                settings.openai_max_tokens,
-                settings.openai_max_retries,
-            ),
-            stats,
-            gate,
+        completions = (
+            None
+            if proxy_configured()
+            else ChatCompletions(
+                settings.openai_base_url, settings.openai_api_key or "", settings.openai_timeout
+            )
         )
+        try:
+            yield OpenAIBrain(
+                client,
+                LLMOptions(
+                    settings.openai_model,
+                    settings.openai_temperature,
+                    settings.openai_max_tokens,
+                    settings.openai_max_retries,
+                ),
+                stats,
+                gate,
+                completions,
+            )
+        finally:
+            if completions is not None:
+                with trio.CancelScope(shield=True):
+                    await completions.aclose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,6 +30,7 @@ from actors.statistics import LLMStatistics
 from store.leads import CLASSIFICATIONS, LeadClass, LeadFields
 
 from .brain import BrainReply, BrainTurn, OnChunk
+from .completions import ChatCompletions, ConnectionFailed, TimedOut
 from .errors import BrainError, LLMInvalidOutput, LLMOverloaded, LLMTransient, LLMUnavailable
 from .model_gate import INITIAL_LIMIT, ModelGate
 from .streaming import ReplyStreamExtractor
@@ -62,8 +64,10 @@ class OpenAIBrain:
         options: LLMOptions,
         stats: LLMStatistics | None = None,
         gate: ModelGate | None = None,
+        completions: ChatCompletions | None = None,
     ) -> None:
-        self.client = client
+        self.client = client  # streams; and every call when `completions` is None
+        self.completions = completions  # the non-streaming call, on our own connections
         self.options = options
         self.stats = stats if stats is not None else LLMStatistics()
         self.gate = gate if gate is not None else ModelGate(INITIAL_LIMIT)
@@ -170,21 +174,15 @@ class OpenAIBrain:
     async def _post(
         self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk | None
     ) -> tuple[str, tuple[int, int]]:
+        if on_chunk is None and self.completions is not None:
+            return await self._post_lean(messages)
         try:
             if on_chunk is None:
                 # The client's own POST (its auth, timeouts and error mapping) with a body we
                 # build: `chat.completions.create` re-validates every message through typing
                 # introspection and builds pydantic models, 3.6 ms of CPU a call here (bench/).
                 response = await self.client.post(
-                    "/chat/completions",
-                    cast_to=httpx2.Response,
-                    body={
-                        "model": self.options.model,
-                        "messages": messages,
-                        "temperature": self.options.temperature,
-                        "max_tokens": self.options.max_tokens,
-                        "response_format": {"type": "json_object"},
-                    },
+                    "/chat/completions", cast_to=httpx2.Response, body=self._body(messages)
                 )
                 return read_completion(response.content)
             return await self._stream(messages, on_chunk)
@@ -200,6 +198,36 @@ class OpenAIBrain:
             raise LLMOverloaded(f"model server timed out: {type(exc).__name__}", "timeout") from exc
         except openai.APIConnectionError as exc:
             raise LLMTransient(f"model server unreachable: {type(exc).__name__}") from exc
+
+    async def _post_lean(
+        self, messages: list[ChatCompletionMessageParam]
+    ) -> tuple[str, tuple[int, int]]:
+        """The non-streaming call on our own connections, errors mapped as the SDK's are."""
+        assert self.completions is not None
+        try:
+            answer = await self.completions.post(self._body(messages))
+        except TimedOut as exc:
+            raise LLMOverloaded(f"model server timed out: {exc}", "timeout") from exc
+        except ConnectionFailed as exc:
+            raise LLMTransient(f"model server unreachable: {exc}") from exc
+        if answer.status == 429 or answer.status >= 500:
+            raise LLMOverloaded(
+                f"model server answered {answer.status}",
+                str(answer.status),
+                retry_after(answer.headers),
+            )
+        if answer.status >= 400:
+            raise LLMUnavailable(f"model server refused: {answer.status}")
+        return read_completion(answer.content)
+
+    def _body(self, messages: list[ChatCompletionMessageParam]) -> dict[str, Any]:
+        return {
+            "model": self.options.model,
+            "messages": messages,
+            "temperature": self.options.temperature,
+            "max_tokens": self.options.max_tokens,
+            "response_format": {"type": "json_object"},
+        }
 
     async def _stream(
         self, messages: list[ChatCompletionMessageParam], on_chunk: OnChunk
@@ -240,10 +268,10 @@ class _Queue:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    return isinstance(exc.__cause__, openai.APITimeoutError)
+    return isinstance(exc.__cause__, openai.APITimeoutError | TimedOut)
 
 
-def retry_after(headers: httpx2.Headers) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds the model server asked us to wait: OpenAI's `retry-after-ms`, or the standard
     `Retry-After` (seconds, or an HTTP date); None when it did not say or said nonsense."""
     try:
