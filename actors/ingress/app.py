@@ -45,6 +45,15 @@ _POLICY = (
     " form-action 'self'; frame-ancestors "
 )
 CONTENT_SECURITY_POLICY = _POLICY + "'none'"
+# On every answer (a page may set its own policy first: the chat page's framed_by).
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Frame-Options", "DENY"),
+)
+# Leads, conversations, exports: personal data never kept by a browser or proxy.
+API_HEADERS = (("Cache-Control", "no-store"),)
 # The chat API that a site in ALLOWED_ORIGINS may call from its own pages (CORS).
 CORS_PATHS = re.compile(r"/api/(chat|chat/reset|chat/session/[^/]+|business)")
 CORS_MAX_AGE = 10 * 60  # seconds a browser may keep a preflight's answer
@@ -156,6 +165,7 @@ def _register_blueprints(app: QuartTrio, ctx: IngressContext) -> AdminAuth:
         app.register_blueprint(admin(ctx, auth))
     metrics = Metrics(ctx)
     metrics.instrument(app)
+    app.extensions["ia_metrics"] = metrics  # for the plain chat path (fast_chat.py)
     app.register_blueprint(metrics.blueprint())
     return auth
 
@@ -255,10 +265,8 @@ def _error_handlers(app: QuartTrio) -> None:
 
 async def security_headers(response: Response) -> Response:
     if request.path.startswith("/api/"):
-        # Leads, conversations, exports: personal data never kept by a browser or proxy.
-        response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    response.headers.setdefault("X-Frame-Options", "DENY")
+        for name, value in API_HEADERS:
+            response.headers.setdefault(name, value)
+    for name, value in SECURITY_HEADERS:
+        response.headers.setdefault(name, value)
     return response

@@ -2,8 +2,10 @@
 
 POST /api/chat stores the user's message before anything else, hands it to the conversation
 actor and waits (bounded) for the reply; with `Accept: text/event-stream` the reply streams
-as Server-Sent Events. A request never hangs and never shows a traceback: it gets the reply,
-the fallback reply, or 503 with Retry-After while the conversation actor is down."""
+as Server-Sent Events. The common request (a valid JSON body, no CORS, no stream) is taken
+by the plain-ASGI path in front of Quart (fast_chat.py), which runs the same `answer_plain`.
+A request never hangs and never shows a traceback: it gets the reply, the fallback reply,
+or 503 with Retry-After while the conversation actor is down."""
 
 from __future__ import annotations
 
@@ -183,31 +185,53 @@ async def read_chat_request() -> tuple[str, str | None] | Response:
 async def answer(
     ctx: IngressContext, conversation_key: str, session_id: str, text: str
 ) -> Response:
-    """One web chat turn in the web conversation `conversation_key`: the message is stored,
-    handed to the conversation actor, and the reply awaited (bounded) or streamed. The
-    answer names `session_id`, the key the client knows (the demo's differs: `sim:` + it)."""
-    if not ctx.suite.is_running("conversation"):
+    """One web chat turn in the web conversation `conversation_key`, awaited (bounded) or
+    streamed. The answer names `session_id`, the key the client knows (the demo's differs:
+    `sim:` + it)."""
+    streaming = "text/event-stream" in request.headers.get("Accept", "")
+    if not streaming:
+        result = await answer_plain(ctx, conversation_key, text)
+        if result is None:
+            return _unavailable()
+        return json_response({"success": True, "data": turn_json(result, session_id)})
+    slot = await hand_off(ctx, conversation_key, text, stream=True)
+    if slot is None:
         return _unavailable()
-    with ctx.db.transaction():  # one commit: the message is a row before any work
+    return await _stream_reply(ctx, slot, session_id)
+
+
+async def answer_plain(
+    ctx: IngressContext, conversation_key: str, text: str
+) -> TurnCompleted | None:
+    """One web chat turn answered whole; None: the assistant is unavailable (restarting, or
+    it died mid-turn; the message is stored all the same)."""
+    slot = await hand_off(ctx, conversation_key, text, stream=False)
+    if slot is None:
+        return None
+    async with slot:
+        return await _wait_for_turn(ctx, slot)
+
+
+async def hand_off(
+    ctx: IngressContext, conversation_key: str, text: str, *, stream: bool
+) -> trio.MemoryReceiveChannel[ReplyEvent] | None:
+    """Store the message (a row before any work), hand it to the conversation actor, and
+    return where its turn will be heard; None when the actor cannot take it now."""
+    if not ctx.suite.is_running("conversation"):
+        return None
+    with ctx.db.transaction():
         conversation = conversations.open_conversation(ctx.db, "web", conversation_key)
         stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
     assert stored is not None  # no external id, so never a duplicate
-    streaming = "text/event-stream" in request.headers.get("Accept", "")
     slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
-    inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, streaming)
+    inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, stream)
     with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
         await ctx.inbound_messages.send(inbound)
     if handoff.cancelled_caught:
         slot_receive.close()
         messages.mark_failed(ctx.db, stored.id)  # the user is told to send it again
-        return _unavailable()
-    if streaming:
-        return await _stream_reply(ctx, slot_receive, session_id)
-    async with slot_receive:
-        result = await _wait_for_turn(ctx, slot_receive)
-    if result is None:
-        return _unavailable()
-    return json_response({"success": True, "data": turn_json(result, session_id)})
+        return None
+    return slot_receive
 
 
 def is_sandbox_session(session_id: str) -> bool:

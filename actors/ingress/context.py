@@ -59,4 +59,5 @@ class IngressContext:
     inbound_messages: trio.MemorySendChannel[InboundMessage]
     suite: SuiteStatus
     notifier_notices: trio.MemorySendChannel[NotifierNotice] | None = None
+    plain_chat_answers: int = 0  # chat turns answered by the plain-ASGI path (fast_chat.py)
     ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared

@@ -24,6 +24,7 @@ from actors.ack_first import AckFirst
 
 from .app import MEGABYTES, create_app
 from .context import IngressContext
+from .fast_chat import FastChat
 from .proxy import TrustedProxy, parse_networks
 from .webhooks import WEBHOOK_PATHS
 
@@ -194,10 +195,12 @@ async def run(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`bound` receives the listening URLs (port 0 picks a free port)."""
-    behind = TrustedProxy(
-        cast(ASGIApp, create_app(ctx)), parse_networks(ctx.settings.trusted_proxies)
-    )
-    app = InFlightRequests(ReusableConnections(cast(ASGIApp, behind)), ctx.ack_first)
+    quart = create_app(ctx)
+    behind = TrustedProxy(cast(ASGIApp, quart), parse_networks(ctx.settings.trusted_proxies))
+    reusable = ReusableConnections(cast(ASGIApp, behind))
+    # The common chat request answered in plain ASGI; anything else goes on to Quart.
+    fast = FastChat(cast(ASGIApp, reusable), ctx, quart.extensions["ia_metrics"])
+    app = InFlightRequests(cast(ASGIApp, fast), ctx.ack_first)
     config = hypercorn_config(ctx.settings.host, bound_port(bound, ctx.settings.port))
     async with trio.open_nursery() as nursery:
         asgi = cast(Any, app)  # hypercorn's ASGI types are stricter than the protocol needs
