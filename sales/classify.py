@@ -22,7 +22,7 @@ from store.messages import Turn
 from store.owner_notifications import OwnerMessage
 
 from .business import BusinessConfig
-from .extract import Extracted, Extractor
+from .extract import Extracted, Extractor, Reading
 from .failpoints import Failpoints
 from .fields import Finding, How, settle, sources_as_json, sources_from_json
 from .owner_messages import Line, lead_alert, lead_event
@@ -65,8 +65,11 @@ class LeadClassifier:
         self.extractor = Extractor(self.business)
         self.scorer = Scorer(self.business.leadRules)
 
-    def classify(self, db: Database, reply_id: int) -> Classified | None:
-        """Classify one stored turn; None when it was already classified."""
+    def classify(
+        self, db: Database, reply_id: int, read: Reading | None = None
+    ) -> Classified | None:
+        """Classify one stored turn; None when it was already classified. `read`: the turn's
+        lines as the brain already read them (used only if they are the stored turn's)."""
         turn = messages.turn(db, reply_id)
         if turn is None:
             return None
@@ -75,7 +78,11 @@ class LeadClassifier:
             with db.transaction():
                 messages.mark_classified(db, reply_id)
             return None
-        found = self.extractor.read_turn(turn.lines)
+        found = (
+            read.extracted
+            if read is not None and read.lines == tuple(turn.lines)
+            else self.extractor.read_turn(turn.lines)
+        )
         model_findings, model_guess = self._model_view(turn)
         self.failpoints.hit("classifier.turn")
         with db.transaction():

@@ -64,6 +64,15 @@ class Extracted:
         return settle(LeadFields(), {}, self.findings)[0]
 
 
+@dataclass(frozen=True)
+class Reading:
+    """A turn's lines, as (role, text) oldest first, and what they said: read once by the
+    offline brain and handed to the turn's classification with the reply."""
+
+    lines: tuple[tuple[str, str], ...]
+    extracted: Extracted
+
+
 class Extractor:
     """Built once per business config; `read` is pure and cheap."""
 

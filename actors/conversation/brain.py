@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sales.extract import Reading
 from store.leads import LeadClass, LeadFields
 
 OnChunk = Callable[[str], Awaitable[None]]
@@ -35,6 +36,7 @@ class BrainReply:
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    read: Reading | None = None  # what the brain read of the turn's lines, if it did
 
 
 class Brain(Protocol):

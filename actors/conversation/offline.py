@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from sales.business import BusinessConfig, Service, fold
-from sales.extract import Extractor
+from sales.extract import Extractor, Reading
 from sales.fields import settle, sources_from_json
 from store.leads import LeadClass, LeadFields
 
@@ -84,7 +84,9 @@ class OfflineBrain:
         self.answers = Answers(business, self.extractor, now)
 
     async def reply(self, turn: BrainTurn, on_chunk: OnChunk | None = None) -> BrainReply:
-        lead = self.extract(turn.history, turn.known, turn.known_sources)
+        lines = _since_last_reply(turn.history)
+        found = self.extractor.read_turn(lines)
+        lead = settle(turn.known, sources_from_json(turn.known_sources or {}), found.findings)[0]
         text = self.compose(turn.history, lead, turn.known)
         if on_chunk is not None:
             words = text.split(" ")
@@ -94,7 +96,11 @@ class OfflineBrain:
         else:
             await trio.lowlevel.checkpoint()
         return BrainReply(
-            text=text, lead=lead, classification=classify(lead, turn.history), source="offline"
+            text=text,
+            lead=lead,
+            classification=classify(lead, turn.history),
+            source="offline",
+            read=Reading(lines, found),  # the turn's classification need not read them again
         )
 
     # -- understanding -----------------------------------------------------------------------
@@ -110,9 +116,7 @@ class OfflineBrain:
 
         Earlier turns are already in `known` (the stored lead), so only the lines since the
         last reply are read."""
-        start = max((i for i, line in enumerate(history) if line.role == "assistant"), default=0)
-        lines = [(line.role, line.content) for line in history[start:]]
-        findings = self.extractor.read_turn(lines).findings
+        findings = self.extractor.read_turn(_since_last_reply(history)).findings
         return settle(known, sources_from_json(known_sources or {}), findings)[0]
 
     def match_service(self, folded: str) -> Service | None:
@@ -212,6 +216,13 @@ def _first(name: str | None) -> str:
 
 def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
+
+
+def _since_last_reply(history: tuple[ChatLine, ...]) -> tuple[tuple[str, str], ...]:
+    """(role, text) from the last assistant line on: the lines of this turn, and the
+    question they answer."""
+    start = max((i for i, line in enumerate(history) if line.role == "assistant"), default=0)
+    return tuple((line.role, line.content) for line in history[start:])
 
 
 def classify(lead: LeadFields, history: tuple[ChatLine, ...]) -> LeadClass:

@@ -148,7 +148,7 @@ class TurnPath:
         if reply_id is None:
             return self._from_store(message)
         self.counters.turns += 1
-        lead = self._classify(rules, reply_id) or lead_before
+        lead = self._classify(rules, reply_id, reply) or lead_before
         return TurnCompleted(
             conversation_id=message.conversation_id,
             inbound_id=message.message_id,
@@ -285,11 +285,11 @@ class TurnPath:
             self._wake(OutboxReady(message.conversation_id))
         return reply_id
 
-    def _classify(self, rules: TurnRules, reply_id: int) -> Lead | None:
+    def _classify(self, rules: TurnRules, reply_id: int, reply: BrainReply) -> Lead | None:
         """The lead after this turn; None when classification failed (logged and counted;
         the classifier actor's sweep classifies the stored turn later)."""
         try:
-            classified = rules.classifier.classify(self.db, reply_id)
+            classified = rules.classifier.classify(self.db, reply_id, reply.read)
         except Exception:
             rules.classifier.stats.failed += 1
             log.exception("classifying reply %s failed; the sweep retries it", reply_id)
