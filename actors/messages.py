@@ -101,6 +101,7 @@ class InboundMessage:
     stream: bool = False  # the waiting client wants the reply as it is written
     external_id: str | None = None  # the provider's id (WhatsApp/Instagram)
     kind: str = "text"  # "text", or what a message without text was (image, audio...)
+    attempted: bool = False  # its first attempt was counted when it was stored
 
     @classmethod
     def of(cls, stored: StoredMessage) -> InboundMessage:

@@ -73,22 +73,33 @@ def add_inbound(
     *,
     provider_ts: int | None = None,
     kind: str = "text",
+    attempts: int = 0,
 ) -> StoredMessage | None:
-    """Store a user's message as pending; None when (channel, external_id) is a duplicate."""
+    """Store a user's message as pending; None when (channel, external_id) is a duplicate.
+    `attempts=1`: its first attempt is counted now (a web message handed over at once)."""
     now = utc_now()
     try:
         new_id = db.insert(
             "INSERT INTO messages (conversation_id, channel, role, content, external_id,"
-            " status, created_at, provider_ts, kind)"
-            " VALUES (?, ?, 'user', ?, ?, 'pending', ?, ?, ?)",
-            (conversation_id, channel, content, external_id, now, provider_ts, kind),
+            " status, created_at, provider_ts, kind, attempts)"
+            " VALUES (?, ?, 'user', ?, ?, 'pending', ?, ?, ?, ?)",
+            (conversation_id, channel, content, external_id, now, provider_ts, kind, attempts),
         )
     except apsw.ConstraintError:
         if external_id is None:
             raise
         return None
     return StoredMessage(
-        new_id, conversation_id, channel, "user", content, "pending", 0, now, external_id, kind
+        new_id,
+        conversation_id,
+        channel,
+        "user",
+        content,
+        "pending",
+        attempts,
+        now,
+        external_id,
+        kind,
     )
 
 

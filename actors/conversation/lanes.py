@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
@@ -66,8 +66,13 @@ class LaneRouter:
         return bool(self.held) or self.backlog
 
     async def dispatch(self, message: InboundMessage, *, swept: bool = False) -> None:
-        if message.message_id in self.in_flight and message.reply_slot is None:
-            return  # already queued (a sweep and a notice for the same row)
+        if message.message_id in self.in_flight:
+            if message.reply_slot is None:
+                return  # already queued (a sweep and a notice for the same row)
+            # A sweep queued this web message before its notice came: the copy's turn must
+            # check the row again (it may be answered by then), not trust the count made
+            # when it was stored.
+            message = replace(message, attempted=False)
         lane = self.lanes.get(message.conversation_id)
         if lane is None:
             lane = self._open_lane(message, swept=swept)

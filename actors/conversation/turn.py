@@ -162,6 +162,8 @@ class TurnPath:
         """Count an attempt for each row (a message that keeps crashing us is noticed), and
         queue WhatsApp's read receipt and typing once per message."""
         db = self.db
+        if len(batch) == 1 and batch[0].attempted:  # a web message, counted when stored
+            return _Started([(batch[0], 1)])
         with db.transaction():
             counted = [(m, messages.start_attempt(db, m.message_id)) for m in batch]
             live = [(m, n) for m, n in counted if n is not None]

@@ -221,10 +221,13 @@ async def hand_off(
         return None
     with ctx.db.transaction():
         conversation = conversations.open_conversation(ctx.db, "web", conversation_key)
-        stored = messages.add_inbound(ctx.db, conversation.id, "web", text)
+        # Its first attempt counted here: the conversation actor needs no commit to start.
+        stored = messages.add_inbound(ctx.db, conversation.id, "web", text, attempts=1)
     assert stored is not None  # no external id, so never a duplicate
     slot_send, slot_receive = trio.open_memory_channel[ReplyEvent](REPLY_SLOT_BUFFER)
-    inbound = InboundMessage(conversation.id, stored.id, "web", text, slot_send, stream)
+    inbound = InboundMessage(
+        conversation.id, stored.id, "web", text, slot_send, stream, attempted=True
+    )
     with trio.move_on_after(HAND_OFF_TIMEOUT) as handoff:
         await ctx.inbound_messages.send(inbound)
     if handoff.cancelled_caught:

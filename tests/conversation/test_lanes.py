@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import trio
@@ -37,6 +37,7 @@ class Answerer:
     taken: list[Taken] = field(default_factory=list)
     answered: list[Taken] = field(default_factory=list)
     gates: dict[int, trio.Event] = field(default_factory=dict)
+    attempted: list[bool] = field(default_factory=list)  # each batch's first attempt counted
 
     def hold(self, conversation_id: int) -> trio.Event:
         """Batches of this conversation wait until the returned event is set."""
@@ -52,6 +53,7 @@ class Answerer:
             last.reply_slot is not None,
         )
         self.taken.append(taken)
+        self.attempted.append(last.attempted)
         try:
             if (gate := self.gates.get(last.conversation_id)) is not None:
                 await gate.wait()
@@ -375,3 +377,26 @@ async def test_closing_the_lanes_lets_queued_work_finish(
         ("luis 0",),
     ]
     assert trio.current_time() - start == 3
+
+
+async def test_a_web_message_swept_before_its_notice_is_checked_again(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The ingress counts a web message's first attempt when it stores it (`attempted`), so
+    its turn need not count it again; but if a sweep queued the row before the notice came,
+    the notice's copy must check the row again in the store (it may be answered by then)."""
+    async with lanes(tmp_path, LaneLimits(debounce=0)) as h:
+        ana = h.inbox.person("web", "s-ana")
+        answering = h.answerer.hold(ana)
+        notice = replace(h.inbox.visitor(ana, "hola"), attempted=True)
+        [swept] = messages.pending_inbound(h.db)
+        await h.router.dispatch(InboundMessage.of(swept), swept=True)  # the sweep was first
+        await h.router.dispatch(notice)
+        answering.set()
+        await settle()
+        assert h.answerer.of(ana) == [("hola",), ("hola",)]
+        assert h.answerer.attempted == [False, False]
+        bob = h.inbox.person("web", "s-bob")
+        await h.router.dispatch(replace(h.inbox.visitor(bob, "buenas"), attempted=True))
+        await settle()
+        assert h.answerer.attempted == [False, False, True]  # no sweep copy: trusted
