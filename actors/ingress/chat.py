@@ -64,7 +64,10 @@ def turn_json(result: TurnCompleted, session_id: str) -> dict[str, Any]:
 def _validate_chat(body: dict[str, Any]) -> tuple[str, str | None, list[dict[str, str]]]:
     problems: list[dict[str, str]] = []
     message = body.get("message")
-    if not isinstance(message, str) or not message.strip():
+    if message is not None and not isinstance(message, str):  # 123, a list, an object
+        problems.append({"campo": "message", "mensaje": "El mensaje debe ser texto"})
+        message = ""
+    elif not isinstance(message, str) or not message.strip():
         problems.append({"campo": "message", "mensaje": "El mensaje no puede estar vacío"})
         message = ""
     elif has_lone_surrogate(message):  # valid JSON, but no text that can be stored or sent

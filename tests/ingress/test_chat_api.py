@@ -116,6 +116,12 @@ async def test_bad_requests_get_the_original_error_shape(tmp_path: Path) -> None
             "error": "Datos de entrada inválidos",
             "details": [{"campo": "message", "mensaje": "El mensaje no puede estar vacío"}],
         }
+        for not_text in (123, ["hola"], {"texto": "hola"}, True):
+            r = await client.post("/api/chat", json={"message": not_text, "sessionId": "x"})
+            assert r.status_code == 400
+            assert r.json()["details"] == [
+                {"campo": "message", "mensaje": "El mensaje debe ser texto"}
+            ]
         r = await client.post("/api/chat", json={"message": "hola", "sessionId": "../etc"})
         assert r.status_code == 400
         assert r.json()["details"][0]["campo"] == "sessionId"
