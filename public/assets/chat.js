@@ -22,6 +22,7 @@ const params = new URLSearchParams(location.search);
 // /?embed=1 can neither put words in the business's mouth nor choose someone's session.
 const embedded = params.get("embed") === "1" && window.parent !== window;
 let shown = 0; // messages of the stored history already on screen
+let unsent = false; // a session made on this page that has sent nothing: no history to read
 let busy = false;
 let panelOpen = true; // embedded: no polling while the launcher's panel is closed
 // Embedded: widget.js passes the session in the fragment (never sent to a server).
@@ -37,6 +38,7 @@ function sessionId() {
   if (!session) {
     const random = crypto.getRandomValues(new Uint8Array(12));
     session = "session_" + Array.from(random, (b) => b.toString(16).padStart(2, "0")).join("");
+    unsent = true;
     // To any parent: frame-ancestors lets only the listed sites (and this origin) be one.
     if (embedded) window.parent.postMessage({ type: "ia-comercial:session", sessionId: session }, "*");
     else storage((s) => s.setItem(SESSION_KEY, session));
@@ -109,7 +111,9 @@ function loadHistory() {
 }
 
 async function readHistory() {
-  const response = await fetch("/api/chat/session/" + encodeURIComponent(sessionId()));
+  const id = sessionId();
+  if (unsent) return; // the server has no conversation for it yet (it would answer 404)
+  const response = await fetch("/api/chat/session/" + encodeURIComponent(id));
   if (!response.ok) return;
   const body = await response.json();
   const history = body.data.historial;
@@ -153,6 +157,7 @@ async function send(text) {
       headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
       body: JSON.stringify({ message: text, sessionId: sessionId() }),
     });
+    unsent = false; // stored by the server now (even when its answer is an error)
     if (!response.ok || !response.body) {
       let message = "No se pudo enviar el mensaje.";
       try { message = (await response.json()).error || message; } catch (_) {}

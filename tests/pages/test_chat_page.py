@@ -163,3 +163,34 @@ async def test_the_page_greets_offers_services_and_says_how_data_is_used(tmp_pat
     for part in ("nombre, teléfono", "Para qué", "Ley N° 19.628", "eliminemos"):
         assert part in privacy["text"], part
     assert "{{" not in privacy["text"]
+
+
+async def test_a_new_visitor_asks_for_no_history_that_does_not_exist(tmp_path: Path) -> None:
+    """A fresh page has no conversation on the server yet: it must not ask for one (a 404
+    in every new visitor's console); once the visitor wrote, a reload reads it back."""
+    require_system(CHROMIUM, "chromium")
+    from playwright.sync_api import sync_playwright
+
+    def visit(url: str) -> list[tuple[str, int]]:
+        seen: list[tuple[str, int]] = []
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(15_000)
+                page.on("response", lambda r: seen.append((r.url, r.status)))
+                page.goto(url)
+                page.wait_for_timeout(2500)  # the page's first read and a poll or two
+                assert not [s for s in seen if "/api/chat/session/" in s[0]]
+                send(page, "Hola")
+                page.reload()
+                expect(page.locator("li.msg--user")).to_have_text(["Hola"])
+            finally:
+                browser.close()
+        return seen
+
+    async with running_suite(make_settings(tmp_path)) as (suite, _client):
+        seen = await trio.to_thread.run_sync(visit, suite.url)
+    history = [status for url, status in seen if "/api/chat/session/" in url]
+    assert history and set(history) == {200}
+    assert not [s for s in seen if s[1] >= 400]
