@@ -389,6 +389,7 @@ class Suite:
             suite=self,
             notifier_notices=self.channels.notifier_notices.send,
             ack_first=self.ack_first,
+            failpoints=self.failpoints,
         )
         return notifier_ctx, backup_ctx, ingress_ctx
 

@@ -97,6 +97,23 @@ def test_bad_environment_is_reported_by_variable(tmp_path: Path) -> None:
     assert "environment: PORT: must be a whole number, got 'http'" in r.stderr
 
 
+def test_bad_failpoints_are_reported_by_variable(tmp_path: Path) -> None:
+    business = str(ROOT / "config" / "business.json")
+    good = "webhook.store@wamid.x:BusyError=1,webhook.read:TypeError,classifier.turn=2"
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=business, IA_FAILPOINTS=good)
+    assert r.returncode == 0, r.stderr
+    bad = "webhook.store:NoSuchError,webhook.read@,classifier.turn=x"
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=business, IA_FAILPOINTS=bad)
+    assert r.returncode == 2
+    assert (
+        "environment: IA_FAILPOINTS: unknown error 'NoSuchError' (name a built-in exception"
+        " such as TypeError, or an apsw error such as BusyError or FullError) in"
+        " 'webhook.store:NoSuchError'"
+    ) in r.stderr
+    assert "environment: IA_FAILPOINTS: no item after '@' in 'webhook.read@'" in r.stderr
+    assert "environment: IA_FAILPOINTS: bad count in 'classifier.turn=x'" in r.stderr
+
+
 def test_owner_alerts_and_follow_ups_are_reported_without_secrets(tmp_path: Path) -> None:
     hook = "https://hooks.slack.com/services/T000/B000/KNOWNhookKEY0123456789"
     r = cli(

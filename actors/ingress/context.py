@@ -11,6 +11,7 @@ from actors.ack_first import AckFirst
 from actors.messages import InboundMessage, NotifierNotice
 from actors.statistics import LLMStatistics, NotifierStatistics
 from sales.business import BusinessConfig
+from sales.failpoints import Failpoints
 from sales.settings import Settings
 from store.db import Database
 from supervisor.supervisor import ActorStatistics
@@ -61,3 +62,4 @@ class IngressContext:
     notifier_notices: trio.MemorySendChannel[NotifierNotice] | None = None
     plain_chat_answers: int = 0  # chat turns answered by the plain-ASGI path (fast_chat.py)
     ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
+    failpoints: Failpoints = field(default_factory=Failpoints)  # the suite's (drills, tests)

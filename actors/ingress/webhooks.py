@@ -13,6 +13,9 @@ only that item: it is logged with its traceback (never its data), counted in the
 `errors` and recorded as an `error` for the owner, and the batch still gets its 200. A store
 that cannot write (busy, full, read-only, or unable to record even the error) answers 500,
 so that Meta delivers the batch again.
+Drills and tests stand in for those faults with failpoints (`sales/failpoints.py`), armed for
+one item by its id: `webhook.read` (reading it, in `meta/`), `webhook.store` (storing it) and
+`webhook.record` (recording it as an `error`), e.g. "webhook.store@wamid.x:BusyError=1".
 The conversation actor hears of new rows through a notice; if its inbox is full the rows wait
 in the store, where the actor's sweep finds them."""
 
@@ -33,6 +36,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from actors.messages import InboundMessage
 from sales.channels import MESSAGING
+from sales.failpoints import Failpoints
 from store import conversations, messages, outbox, unsupported
 from store.unsupported import UnsupportedEvent
 
@@ -46,6 +50,7 @@ from .meta import (
     PayloadError,
     StatusEvent,
     WebhookBatch,
+    item_id,
     parse_instagram,
     parse_whatsapp,
     signature_valid,
@@ -54,7 +59,7 @@ from .responses import error_response, json_problem, json_response, loads_json
 
 log = logging.getLogger("ingress.webhooks")
 
-Parser = Callable[[Any], WebhookBatch]
+Parser = Callable[[Any, Failpoints], WebhookBatch]
 
 
 def webhook_path(channel: str) -> str:
@@ -68,8 +73,8 @@ def create_webhooks_blueprint(ctx: IngressContext) -> Blueprint:
     bp = Blueprint("webhooks", __name__)
     settings = ctx.settings
 
-    def instagram(payload: Any) -> WebhookBatch:
-        return parse_instagram(payload, settings.instagram_account_id)
+    def instagram(payload: Any, failpoints: Failpoints) -> WebhookBatch:
+        return parse_instagram(payload, settings.instagram_account_id, failpoints)
 
     for channel, verify_token, parse in (
         ("whatsapp", settings.whatsapp_verify_token, parse_whatsapp),
@@ -124,7 +129,7 @@ def _receive_handler(ctx: IngressContext, channel: str, parse: Parser) -> Callab
         if not signature_valid(secret, raw, header):
             return error_response(403, "Firma inválida")
         try:
-            batch = parse(loads_json(raw))
+            batch = parse(loads_json(raw), ctx.failpoints)
         except (ValueError, RecursionError) as exc:  # PayloadError is a ValueError too
             reason = str(exc) if isinstance(exc, PayloadError) else json_problem(exc)
             return error_response(400, "Webhook inválido", [{"campo": "body", "mensaje": reason}])
@@ -191,6 +196,7 @@ def store_batch(
 def _store_item(ctx: IngressContext, item: Item) -> messages.StoredMessage | None:
     """One item's rows; the stored message when it is a new one."""
     db = ctx.db
+    ctx.failpoints.hit("webhook.store", item_id(item))
     if isinstance(item, StatusEvent):
         outbox.record_status(
             db,
@@ -265,6 +271,7 @@ def _record_failure(ctx: IngressContext, item: Item, exc: Exception) -> None:
     reason = f"error interno al guardar este elemento ({type(exc).__name__})"
     try:
         with ctx.db.transaction():
+            ctx.failpoints.hit("webhook.record", item_id(item))
             unsupported.record(
                 ctx.db, UnsupportedEvent(item.channel, f"sha256:{digest}", FAILED, reason)
             )

@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import apsw
 import pytest
 import trio
 
-from actors.ingress.meta import whatsapp as meta_whatsapp
-from store import messages, unsupported
 from store.db import Database
 from tests.conftest import DATA, KNOWN_SECRET, make_settings, running_suite
 from tests.fakes.openai_server import FakeOpenAI, Stall
@@ -430,27 +426,12 @@ async def test_hostile_values_reject_their_item_and_never_a_neighbour(tmp_path: 
 
 
 async def test_a_bug_with_one_item_costs_only_that_item(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Defence in depth: an exception no check foresaw, reading or storing one item, is
-    logged (traceback, never the person's words), counted and recorded for the owner; the
-    neighbours are stored and Meta gets its 200."""
-    read = meta_whatsapp._whatsapp_reading
-    add_inbound = messages.add_inbound
-
-    def reading_with_a_bug(kind: str, message: dict[str, Any], *args: Any) -> Any:
-        if message["id"] == "wamid.read-bug":
-            raise TypeError(message["text"]["body"])  # as a careless message might
-        return read(kind, message, *args)
-
-    def storing_with_a_bug(db: Database, conversation_id: int, channel: str, text: str,
-                           *args: Any, **kwargs: Any) -> Any:  # fmt: skip
-        if "guardar" in text:
-            raise OverflowError(text)
-        return add_inbound(db, conversation_id, channel, text, *args, **kwargs)
-
-    monkeypatch.setattr(meta_whatsapp, "_whatsapp_reading", reading_with_a_bug)
-    monkeypatch.setattr(messages, "add_inbound", storing_with_a_bug)
+    logged (traceback and type, never its message nor the person's words), counted and
+    recorded for the owner; the neighbours are stored and Meta gets its 200."""
+    bugs = "webhook.read@wamid.read-bug:TypeError,webhook.store@wamid.store-bug:OverflowError"
     raw = encode(
         whatsapp_body(
             [
@@ -460,7 +441,8 @@ async def test_a_bug_with_one_item_costs_only_that_item(
             ]
         )
     )
-    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
+    settings = make_settings(tmp_path, **META_ENV, IA_FAILPOINTS=bugs)
+    async with running_suite(settings) as (suite, client):
         for _delivery in ("first", "redelivered"):
             r = await post_signed(client, "whatsapp", raw)
             assert r.status_code == 200 and r.json()["errors"] == 2, r.text
@@ -473,28 +455,28 @@ async def test_a_bug_with_one_item_costs_only_that_item(
         logged = [r for r in caplog.records if r.name == "ingress.webhooks"]
         assert len(logged) == 4 and all(r.levelname == "ERROR" for r in logged)
         text = "\n".join(r.getMessage() for r in logged)
-        assert "reading_with_a_bug" in text and "storing_with_a_bug" in text  # the traceback
-        assert "secreto" not in text
+        assert "in _guarded" in text and "in _store_item" in text  # the traceback
+        assert "TypeError" in text and "OverflowError" in text
+        # The exception's message ("failpoint ... fired for wamid.read-bug") is never logged,
+        # as a careless exception could quote what the person wrote.
+        assert "wamid" not in text and "secreto" not in text
 
 
 async def test_a_store_that_cannot_write_answers_500_so_meta_delivers_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    def failing(error: Exception) -> Callable[..., Any]:
-        def fail(*_args: Any, **_kwargs: Any) -> Any:
-            raise error
-
-        return fail
-
+    faults = ",".join(
+        [
+            "webhook.store@wamid.later:BusyError=1",  # the store is busy: not the item's fault
+            "webhook.store@wamid.later:TypeError=1",  # then a bug,
+            "webhook.record@wamid.later:FullError=1",  # and the store cannot even record it
+        ]
+    )
     raw = encode(whatsapp_body([whatsapp_message("56912340000", "wamid.later", "Hola")]))
-    async with running_suite(make_settings(tmp_path, **META_ENV)) as (suite, client):
-        with monkeypatch.context() as patch:  # the store is busy: not the item's fault
-            patch.setattr(messages, "add_inbound", failing(apsw.BusyError("database is locked")))
-            assert (await post_signed(client, "whatsapp", raw)).status_code == 500
-        with monkeypatch.context() as patch:  # a bug, and the store cannot even record it
-            patch.setattr(messages, "add_inbound", failing(TypeError("a bug")))
-            patch.setattr(unsupported, "record", failing(apsw.FullError("disk is full")))
-            assert (await post_signed(client, "whatsapp", raw)).status_code == 500
-        assert unsupported_rows(suite.db) == []
+    settings = make_settings(tmp_path, **META_ENV, IA_FAILPOINTS=faults)
+    async with running_suite(settings) as (suite, client):
+        assert (await post_signed(client, "whatsapp", raw)).status_code == 500  # busy
+        assert (await post_signed(client, "whatsapp", raw)).status_code == 500  # bug, full
+        assert unsupported_rows(suite.db) == [] and inbound_rows(suite.db) == []
         assert (await post_signed(client, "whatsapp", raw)).status_code == 200  # redelivered
         assert [row["external_id"] for row in inbound_rows(suite.db)] == ["wamid.later"]

@@ -1,7 +1,8 @@
 """Meta webhooks: signature check and the payload shapes of WhatsApp Cloud API and Instagram
 Messaging, read whole (every entry, change, message and status; never only the first).
 
-Parsing is pure: a payload in, a `WebhookBatch` out. Only a body that is not Meta's envelope
+Parsing is pure: a payload in, a `WebhookBatch` out (a drill's `webhook.read` failpoint
+aside). Only a body that is not Meta's envelope
 (not an object, the wrong `object`) raises `PayloadError`. Everything inside is read and
 checked one item at a time: a message the assistant cannot read is still an `InboundEvent`
 (with the reason, for the owner); reactions, edits, deletions and system notices are
@@ -36,6 +37,7 @@ from .shapes import (
     ReadError,
     StatusEvent,
     WebhookBatch,
+    item_id,
     signature_valid,
 )
 from .values import derived_id, sanitize
@@ -54,6 +56,7 @@ __all__ = [
     "StatusEvent",
     "WebhookBatch",
     "derived_id",
+    "item_id",
     "parse_instagram",
     "parse_whatsapp",
     "sanitize",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from sales.failpoints import Failpoints
+
 from .shapes import (
     REJECTED,
     InboundEvent,
@@ -38,9 +40,13 @@ from .values import (
 # --- Instagram Messaging --------------------------------------------------------------------
 
 
-def parse_instagram(payload: Any, account_id: str | None) -> WebhookBatch:
+def parse_instagram(
+    payload: Any, account_id: str | None, failpoints: Failpoints | None = None
+) -> WebhookBatch:
     """Messages from users; echoes of our own sends are skipped; reactions, edits, deletions
-    and referrals are notices; read events become receipts."""
+    and referrals are notices; read events become receipts. `failpoints` are for drills and
+    tests (`webhook.read`)."""
+    failpoints = Failpoints() if failpoints is None else failpoints
     body = _envelope(sanitize(payload), ("instagram", "page"))
     batch = WebhookBatch()
     for e, entry in enumerate(_items(body, "entry", "entry", batch)):
@@ -51,9 +57,8 @@ def parse_instagram(payload: Any, account_id: str | None) -> WebhookBatch:
         time = _optional(_ms, entry.get("time"))
         for i, event in enumerate(_items(entry, "messaging", f"entry[{e}].messaging", batch)):
             at = f"entry[{e}].messaging[{i}]"
-            _guarded(
-                batch, "instagram", event, at, partial(_instagram_event, event, ours, time, at)
-            )
+            read = partial(_instagram_event, event, ours, time, at)
+            _guarded(batch, "instagram", event, at, read, failpoints)
     return batch
 
 

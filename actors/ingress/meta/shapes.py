@@ -102,6 +102,11 @@ class StatusEvent:
 Item = InboundEvent | Notice | StatusEvent
 
 
+def item_id(item: Item) -> str:
+    """The id an item is known by: a message's or notice's external id, a receipt's message."""
+    return item.provider_message_id if isinstance(item, StatusEvent) else item.external_id
+
+
 @dataclass(frozen=True)
 class ReadError:
     """A bug met while reading one item (`where` is its path in the body, never its data)."""

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sales.failpoints import Failpoints
+
 from .shapes import (
     _KIND,
     _SURROGATE,
@@ -32,6 +34,7 @@ from .shapes import (
     PayloadError,
     ReadError,
     WebhookBatch,
+    item_id,
 )
 
 
@@ -185,12 +188,21 @@ def _items(container: dict[str, Any], key: str, where: str, batch: WebhookBatch)
 
 
 def _guarded(
-    batch: WebhookBatch, channel: str, item: Any, where: str, read: Callable[[], Item | None]
+    batch: WebhookBatch,
+    channel: str,
+    item: Any,
+    where: str,
+    read: Callable[[], Item | None],
+    failpoints: Failpoints,
 ) -> None:
     """Read one item. A bug met on the way is ours, not Meta's: the item becomes an `error`
-    notice (the exception is kept for the log), and its neighbours are read on."""
+    notice (the exception is kept for the log), and its neighbours are read on. The failpoint
+    `webhook.read` (`@` the item's id) stands for such a bug, in drills and tests."""
     try:
-        batch.add(read())
+        found = read()
+        if found is not None:
+            failpoints.hit("webhook.read", item_id(found))
+        batch.add(found)
     except Exception as exc:
         batch.errors.append(ReadError(where, exc))
         reason = f"error interno al leer este elemento ({type(exc).__name__})"

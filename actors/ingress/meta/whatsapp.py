@@ -5,6 +5,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from sales.failpoints import Failpoints
+
 from .shapes import (
     MEDIA_LABELS,
     REJECTED,
@@ -41,7 +43,9 @@ from .values import (
 # --- WhatsApp Cloud API ---------------------------------------------------------------------
 
 
-def parse_whatsapp(payload: Any) -> WebhookBatch:
+def parse_whatsapp(payload: Any, failpoints: Failpoints | None = None) -> WebhookBatch:
+    """`failpoints` are for drills and tests (`webhook.read`)."""
+    failpoints = Failpoints() if failpoints is None else failpoints
     body = _envelope(sanitize(payload), ("whatsapp_business_account",))
     batch = WebhookBatch()
     for e, entry in enumerate(_items(body, "entry", "entry", batch)):
@@ -54,20 +58,23 @@ def parse_whatsapp(payload: Any) -> WebhookBatch:
             if not isinstance(value, dict):
                 batch.problems.append(f"{where}.value debe ser un objeto")
                 continue
-            _whatsapp_value(value, where, batch)
+            _whatsapp_value(value, where, batch, failpoints)
     return batch
 
 
-def _whatsapp_value(value: dict[str, Any], where: str, batch: WebhookBatch) -> None:
+def _whatsapp_value(
+    value: dict[str, Any], where: str, batch: WebhookBatch, failpoints: Failpoints
+) -> None:
     contacts = [c for c in _items(value, "contacts", f"{where}.contacts", batch) if c]
     messages = _items(value, "messages", f"{where}.messages", batch)
     for m, message in enumerate(messages):
         at = f"{where}.messages[{m}]"
         read = partial(_whatsapp_message, message, contacts, value.get("errors"), at)
-        _guarded(batch, "whatsapp", message, at, read)
+        _guarded(batch, "whatsapp", message, at, read, failpoints)
     for s, status in enumerate(_items(value, "statuses", f"{where}.statuses", batch)):
         at = f"{where}.statuses[{s}]"
-        _guarded(batch, "whatsapp", status, at, partial(_whatsapp_status, status, at))
+        receipt = partial(_whatsapp_status, status, at)
+        _guarded(batch, "whatsapp", status, at, receipt, failpoints)
     if not messages and (errors := _meta_errors(value.get("errors"))):
         batch.problems.append(f"{where}: {errors}")  # about the account, not a person
 
