@@ -31,6 +31,7 @@ MAX_MESSAGE_CHARS = 4000
 REPLY_SLOT_BUFFER = 64
 HAND_OFF_TIMEOUT = 2.0  # seconds to queue a message for the conversation actor
 RETRY_AFTER_SECONDS = 5
+UNAVAILABLE = "El asistente se está reiniciando. Intenta de nuevo en unos segundos."
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # always with fullmatch: "$" allows "\n"
 BROKEN_CHARACTER = "contiene un carácter inválido (por ejemplo, un emoji cortado)"
 
@@ -260,9 +261,7 @@ def _sandbox_refused() -> Response:
 
 
 def _unavailable() -> Response:
-    response = error_response(
-        503, "El asistente se está reiniciando. Intenta de nuevo en unos segundos."
-    )
+    response = error_response(503, UNAVAILABLE)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

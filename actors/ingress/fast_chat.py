@@ -16,6 +16,7 @@ from .app import API_HEADERS, MAX_BODY_BYTES, SECURITY_HEADERS
 from .chat import (
     MAX_MESSAGE_CHARS,
     RETRY_AFTER_SECONDS,
+    UNAVAILABLE,
     _validate_chat,
     answer_plain,
     is_sandbox_session,
@@ -35,7 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROUTE = "/api/chat"
-UNAVAILABLE = "El asistente se está reiniciando. Intenta de nuevo en unos segundos."
 # What Quart and the app's after_request hooks set on an /api/ JSON answer (app.py); a
 # test compares both paths' answers header by header.
 HEADERS = [
