@@ -165,7 +165,13 @@ class Suite:
             "notifier": asdict(self.notifier_stats),
             "store": asdict(self.checkpoints),
             "ackFirst": asdict(self.ack_first.statistics()),
+            "ingress": {"plainChatAnswers": self._plain_chat_answers()},
         }
+
+    def _plain_chat_answers(self) -> int:
+        """Chat turns the plain-ASGI path answered (the rest went through Quart)."""
+        found = (h for h in self.business_holders if isinstance(h, ingress.IngressContext))
+        return next((ctx.plain_chat_answers for ctx in found), 0)
 
     def llm_report(self) -> dict[str, object]:
         stats = self.llm_stats

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import httpx
 
-from actors.ingress.context import IngressContext
-from supervisor.suite import Suite
 from tests.conftest import make_settings, running_suite
 
 UNCOMPARED = {"date", "server", "content-length"}
 
 
-def plain_answers(suite: Suite) -> int:
-    ingress = next(h for h in suite.business_holders if isinstance(h, IngressContext))
-    return ingress.plain_chat_answers
+async def plain_answers(client: httpx.AsyncClient) -> int:
+    detailed = (await client.get("/health/detailed")).json()
+    return int(detailed["work"]["ingress"]["plainChatAnswers"])
 
 
 def headers_of(response: httpx.Response) -> dict[str, str]:
@@ -46,11 +44,11 @@ async def test_the_plain_path_answers_as_quart_does(tmp_path: Path) -> None:
         metrics = (await client.get("/metrics")).text
         line = 'ia_http_requests_total{method="POST",route="/api/chat",status="200"} 3.0'
         assert line in metrics
-        assert plain_answers(suite) == 2  # "plain" and "fresh"; "quart" went through Quart
+        assert await plain_answers(client) == 2  # "plain" and "fresh"; "quart" went through Quart
 
 
 async def test_what_the_plain_path_does_not_take_gets_quarts_answer(tmp_path: Path) -> None:
-    async with running_suite(make_settings(tmp_path)) as (suite, client):
+    async with running_suite(make_settings(tmp_path)) as (_suite, client):
         empty = await client.post("/api/chat", json={"message": " ", "sessionId": "s"})
         assert empty.status_code == 400
         assert empty.json()["details"][0]["campo"] == "message"
@@ -68,4 +66,4 @@ async def test_what_the_plain_path_does_not_take_gets_quarts_answer(tmp_path: Pa
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert "event: done" in stream.text
-        assert plain_answers(suite) == 0
+        assert await plain_answers(client) == 0
