@@ -96,6 +96,7 @@ class LeadClassifier:
                 ),
             )
             change = leads.apply(db, lead, result, reply_id=reply_id, user_at=turn.user_at)
+            self.failpoints.hit("classifier.applied")  # a failure with the lead half-written
             if turn.source == "optout":
                 leads.opt_out(db, lead.id)
                 self.stats.opted_out += 1

@@ -120,6 +120,21 @@ class Database:
         finally:
             self._depth -= 1
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """`with db.savepoint():` inside a transaction: a part that may fail alone. On an
+        exception its writes are undone and the exception goes on; the enclosing
+        transaction keeps what came before and can still commit."""
+        assert self._depth, "a savepoint lives inside a transaction"
+        self.connection.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            self.connection.execute("ROLLBACK TO SAVEPOINT part")
+            self.connection.execute("RELEASE SAVEPOINT part")
+            raise
+        self.connection.execute("RELEASE SAVEPOINT part")
+
     # Writes note a failure of the file (full, read-only, locked) for /health/detailed; a
     # later write that succeeds outside a transaction, or a commit, clears it.
 

@@ -4,9 +4,9 @@ sends and alerts → tell the waiting client.
 A turn is handed a batch of stored inbound rows of one conversation (one web message, or
 what a person sent on WhatsApp/Instagram in a burst) and the reply slot of a waiting web
 request, if any. The slot is closed here whatever happens (`TurnPath.take`), so a waiting
-request never hangs. Classification is a library call (`sales.classify`) made right after
-the reply is committed: if it fails, the reply still goes out with the lead as it was, and
-the classifier actor's sweep classifies the turn later."""
+request never hangs. Classification is a library call (`sales.classify`) made in the reply's
+transaction, in a savepoint: if it fails, its writes are undone, the reply is committed and
+goes out with the lead as it was, and the classifier actor's sweep classifies the turn later."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from actors.messages import (
 )
 from sales.business import BusinessConfig
 from sales.channels import MESSAGING, TEXT_LIMIT, split_text
-from sales.classify import LeadClassifier
+from sales.classify import Classified, LeadClassifier
 from sales.failpoints import Failpoints
 from sales.text import OptOut
 from store import conversations, leads, messages, outbox
@@ -144,11 +144,11 @@ class TurnPath:
             return self._hold(started)
         lead_before = leads.for_conversation(self.db, message.conversation_id)
         reply = await self._reply(rules, started, lead_before, slot)
-        reply_id = self._record(started, reply)
+        reply_id, classified = self._record(rules, started, reply)
         if reply_id is None:
             return self._from_store(message)
         self.counters.turns += 1
-        lead = self._classify(rules, reply_id, reply) or lead_before
+        lead = classified.lead if classified else lead_before
         return TurnCompleted(
             conversation_id=message.conversation_id,
             inbound_id=message.message_id,
@@ -255,9 +255,14 @@ class TurnPath:
             )
         return self._fallback(rules, lead_before.classification if lead_before else "frio")
 
-    def _record(self, started: _Started, reply: BrainReply) -> int | None:
-        """The reply, and its sends on WhatsApp/Instagram, in one transaction."""
+    def _record(
+        self, rules: TurnRules, started: _Started, reply: BrainReply
+    ) -> tuple[int | None, Classified | None]:
+        """The reply, its sends on WhatsApp/Instagram and the lead's classification, in one
+        transaction (one commit a turn); the classification in a savepoint of its own, so
+        that when it fails the reply is committed all the same."""
         db, message = self.db, started.newest
+        classified = None
         with db.transaction():
             reply_id = messages.record_reply(
                 db,
@@ -283,24 +288,25 @@ class TurnPath:
                     split_text(reply.text, TEXT_LIMIT[message.channel]),
                     reply_id,
                 )
+            if reply_id:
+                classified = self._classify(rules, reply_id, reply)
         if reply_id and message.channel in MESSAGING:
             self._wake(OutboxReady(message.conversation_id))
-        return reply_id
+        if classified is not None and classified.alert_queued:
+            self._wake(LeadChanged(classified.lead.id, classified.lead.classification))
+        return reply_id, classified
 
-    def _classify(self, rules: TurnRules, reply_id: int, reply: BrainReply) -> Lead | None:
-        """The lead after this turn; None when classification failed (logged and counted;
-        the classifier actor's sweep classifies the stored turn later)."""
+    def _classify(self, rules: TurnRules, reply_id: int, reply: BrainReply) -> Classified | None:
+        """The lead after this turn, in a savepoint of the reply's transaction; None when it
+        was classified already or classification failed (logged and counted; its writes
+        undone, so the classifier actor's sweep classifies the stored turn later)."""
         try:
-            classified = rules.classifier.classify(self.db, reply_id, reply.read)
+            with self.db.savepoint():
+                return rules.classifier.classify(self.db, reply_id, reply.read)
         except Exception:
             rules.classifier.stats.failed += 1
             log.exception("classifying reply %s failed; the sweep retries it", reply_id)
             return None
-        if classified is None:
-            return None
-        if classified.alert_queued:
-            self._wake(LeadChanged(classified.lead.id, classified.lead.classification))
-        return classified.lead
 
     def _fallback(self, rules: TurnRules, classification: LeadClass) -> BrainReply:
         self.counters.fallbacks += 1

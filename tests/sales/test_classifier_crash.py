@@ -1,4 +1,4 @@
-"""Classification failing between a stored reply and its classification: the web client
+"""Classification failing in the reply's transaction (before or amid its writes): the web client
 still gets its reply (with the lead as it was), and the classifier actor's sweep classifies
 the turn later (once)."""
 
@@ -6,11 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_settings, running_suite, wait_for
 
 
-async def test_a_crash_before_classifying_loses_nothing(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, IA_FAILPOINTS="classifier.turn=1")
+# Before its writes, and after the lead was changed: the savepoint must undo those writes,
+# or the sweep would classify the turn a second time (two lead_classifications rows).
+@pytest.mark.parametrize("failpoint", ["classifier.turn", "classifier.applied"])
+async def test_a_crash_before_classifying_loses_nothing(tmp_path: Path, failpoint: str) -> None:
+    settings = make_settings(tmp_path, IA_FAILPOINTS=f"{failpoint}=1")
     async with running_suite(settings) as (suite, client):
         r = await client.post(
             "/api/chat",
