@@ -78,7 +78,7 @@ def spy_options(stacks: Path) -> list[str]:
     return ["--format", "raw", "--nolineno", "--rate", rate, "--output", str(stacks)]
 
 
-def profile(turns: int, connections: int, top: int) -> None:
+def profile(turns: int, connections: int, top: int, offline: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="profile-llm-") as tmp:
         port, llm_port = free_port(), free_port()
         stacks = Path(tmp) / "stacks.txt"
@@ -86,7 +86,9 @@ def profile(turns: int, connections: int, top: int) -> None:
         suite = [PY, "-m", "supervisor.cli", "run"]
         with (
             pinned(fake, dict(os.environ), ROOT),
-            pinned(suite, suite_env(Path(tmp), port, llm_port), ROOT, SERVER_CORE) as server,
+            pinned(
+                suite, suite_env(Path(tmp), port, None if offline else llm_port), ROOT, SERVER_CORE
+            ) as server,
         ):
             wait_http(f"http://127.0.0.1:{port}/health/ready")
             trio.run(closed_loop, port, WARM_UP_TURNS, connections, "warm")
@@ -106,7 +108,8 @@ def profile(turns: int, connections: int, top: int) -> None:
         if not stacks.exists():
             raise SystemExit(f"py-spy wrote nothing: {complaint.decode()}")
         print(
-            f"\nLLM path: {turns} chat turns over {connections} connections in {elapsed:.1f} s"
+            f"\n{'offline brain' if offline else 'LLM path'}: {turns} chat turns"
+            f" over {connections} connections in {elapsed:.1f} s"
             f" ({turns / elapsed:.0f} req/s under py-spy, {errors} not 200);"
             f" the suite used {cpu / turns * 1000:.2f} ms of CPU a turn"
         )

@@ -284,6 +284,7 @@ def main() -> None:
         help=f"wait up to this long for a load average under {BUSY_LOAD} before measuring",
     )  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="profile our LLM path instead")
+    parser.add_argument("--offline", action="store_true", help="--profile the offline brain")
     parser.add_argument("--turns", type=int, default=5000, help="chat turns under --profile")
     parser.add_argument("--top", type=int, default=25, help="functions listed under --profile")
     args = parser.parse_args()
@@ -293,7 +294,7 @@ def main() -> None:
     if args.profile:
         from profile_llm_path import profile
 
-        profile(args.turns, args.connections, args.top)
+        profile(args.turns, args.connections, args.top, args.offline)
     elif args.original:
         compare(args)
     else:

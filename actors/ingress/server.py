@@ -22,6 +22,7 @@ from hypercorn.trio import serve
 
 from actors.ack_first import AckFirst
 
+from . import connections
 from .app import MEGABYTES, create_app
 from .context import IngressContext
 from .fast_chat import FastChat
@@ -195,6 +196,7 @@ async def run(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """`bound` receives the listening URLs (port 0 picks a free port)."""
+    connections.install()
     quart = create_app(ctx)
     behind = TrustedProxy(cast(ASGIApp, quart), parse_networks(ctx.settings.trusted_proxies))
     reusable = ReusableConnections(cast(ASGIApp, behind))
