@@ -17,11 +17,11 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, request
 
-from actors.messages import InboundMessage
-from store import conversations, messages, sandbox
+from actors.messages import InboundMessage, LeadView
+from store import conversations, leads, messages, sandbox
 
 from .admin_auth import AdminAuth, Handler
-from .chat import BROKEN_CHARACTER, answer, new_session_id, read_chat_request
+from .chat import BROKEN_CHARACTER, answer, lead_json, new_session_id, read_chat_request
 from .context import IngressContext
 from .meta import InboundEvent
 from .responses import error_response, has_lone_surrogate, json_response, read_json_object
@@ -86,6 +86,16 @@ def push_message(ctx: IngressContext, channel: str, sender: str, text: str) -> i
     return conversation_id
 
 
+def simulated_lead(ctx: IngressContext, key: str) -> dict[str, Any] | None:
+    """The lead card of one simulated person on WhatsApp (the demo's channel), as the chat
+    shows a visitor theirs: only what that conversation collected; None before it exists."""
+    conversation = conversations.find_active(ctx.db, "whatsapp", key)
+    if conversation is None:
+        return None
+    lead = leads.for_conversation(ctx.db, conversation.id)
+    return lead_json(LeadView.of(lead, conversation.id, "whatsapp"))
+
+
 def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     bp = Blueprint("simulate", __name__)
     db = ctx.db
@@ -132,7 +142,10 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
         if who is None and not owner_logged_in(ctx, auth):
             return error_response(400, "de es obligatorio: la persona simulada que quieres ver")
         key = None if who is None else SIMULATED + who
-        return json_response({"success": True, "data": sandbox.summary(db, key)})
+        data: dict[str, Any] = dict(sandbox.summary(db, key))
+        if key is not None:
+            data["lead"] = simulated_lead(ctx, key)
+        return json_response({"success": True, "data": data})
 
     @bp.delete("/api/simulate/sandbox")
     @auth.required

@@ -135,6 +135,7 @@ async function drawSandbox() {
   });
   if (!response.ok) return false;
   const { data } = await response.json();
+  if (data.lead) showLead(data.lead);
   const mine = data.mensajes.filter((m) => m.conversation_id === simConversation);
   const list = $("sim-chat");
   list.replaceChildren();

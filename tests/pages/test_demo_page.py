@@ -63,6 +63,9 @@ async def test_the_owner_logs_in_simulates_whatsapp_and_empties_the_sandbox(
         page.click("#sim-form button")
         expect(page.locator("#sim-chat li")).to_have_count(2, timeout=20_000)
         expect(page.locator("#sim-chat li.assistant")).to_contain_text("Climatización Cordillera")
+        # The lead card beside it fills as it does for the scripted web scenarios.
+        expect(page.locator("#lead-nombre")).to_have_text("Lucía")
+        expect(page.locator("#lead-servicio")).to_contain_text("antenci")
         # Back in the dashboard: Lucía is not a lead there; the sandbox button removes her.
         page.goto(page.url.replace("/demo", "/dashboard"))
         page.wait_for_selector("#app-view:not([hidden])")
