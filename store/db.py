@@ -124,21 +124,34 @@ class Database:
     # later write that succeeds outside a transaction, or a commit, clears it.
 
     def execute(self, sql: str, params: Params = ()) -> None:
+        self._write(sql, params)
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        """Insert one row into a table with an `id` column; its new id (the statement gets
+        `RETURNING id`, the same on every backend)."""
+        new_id = self.returning(f"{sql} RETURNING id", params)
+        assert new_id is not None, "an INSERT without ON CONFLICT writes its row"
+        return int(new_id)
+
+    def returning(self, sql: str, params: Params = ()) -> Any:
+        """A write with its own RETURNING clause: the first value of the first row, None when
+        it wrote nothing (ON CONFLICT DO NOTHING, an UPDATE that matched no row)."""
+        rows = self._write(sql, params).fetchall()  # stepped to its end: the statement is done
+        return rows[0][0] if rows else None
+
+    def changes(self, sql: str, params: Params = ()) -> int:
+        self._write(sql, params)
+        return int(self.connection.changes())
+
+    def _write(self, sql: str, params: Params) -> apsw.Cursor:
         try:
-            self.connection.execute(sql, params)
+            cursor = self.connection.execute(sql, params)
         except WRITE_FAILURES as exc:
             self._write_failed(exc)
             raise
         if not self._depth:
             self.last_write_failure = None
-
-    def insert(self, sql: str, params: Params = ()) -> int:
-        self.execute(sql, params)
-        return int(self.connection.last_insert_rowid())
-
-    def changes(self, sql: str, params: Params = ()) -> int:
-        self.execute(sql, params)
-        return int(self.connection.changes())
+        return cursor
 
     def _write_failed(self, exc: apsw.Error) -> None:
         self.last_write_failure = _write_failure(exc)
@@ -174,6 +187,10 @@ class Database:
     def scalar(self, sql: str, params: Params = ()) -> Any:
         row = self.connection.execute(sql, params).fetchone()
         return None if row is None else row[0]
+
+    def rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Every row as a tuple (for a few columns unpacked in a loop)."""
+        return list(self.connection.execute(sql, params))
 
     def schema_version(self) -> int:
         return int(self.scalar("PRAGMA user_version"))
