@@ -36,7 +36,7 @@ import psycopg
 import psycopg_pool
 import trio
 
-from .base import Database
+from .base import Database, WriteFailure
 from .errors import StoreUnavailable
 from .postgres import Location, PostgresDatabase, WriteLog, location, migrate, translate
 from .sqlite import SqliteDatabase, open_database
@@ -59,6 +59,11 @@ class Store(Protocol):
     ) -> T: ...
 
     def connection(self) -> AbstractContextManager[Database]: ...
+
+    @property
+    def last_write_failure(self) -> WriteFailure | None:
+        """The newest write of any connection that failed, until one succeeds (health)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -86,6 +91,10 @@ class SqliteStore:
     @contextmanager
     def connection(self) -> Iterator[Database]:
         yield self.db
+
+    @property
+    def last_write_failure(self) -> WriteFailure | None:
+        return self.db.last_write_failure
 
     def close(self) -> None:
         self.db.close()
@@ -148,6 +157,10 @@ class PostgresStore:
             raise StoreUnavailable(
                 f"no connection to {self._where} within {CONNECT_TIMEOUT:.0f} s", "PoolTimeout"
             ) from exc
+
+    @property
+    def last_write_failure(self) -> WriteFailure | None:
+        return self._writes.last
 
     def close(self) -> None:
         self._pool.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -45,15 +46,24 @@ POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.
 BACKENDS = ("sqlite", "postgresql")
 
 
-def require_postgres() -> str:
-    """TEST_DATABASE_URL when a PostgreSQL server answers there, or skip (fail under
-    REQUIRE_SYSTEM_DEPS=1, where .ci/run has started one)."""
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why no PostgreSQL server answers at TEST_DATABASE_URL (asked once per run)."""
     try:
         psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
     except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return None
+
+
+def require_postgres() -> str:
+    """TEST_DATABASE_URL when a PostgreSQL server answers there, or skip (fail under
+    REQUIRE_SYSTEM_DEPS=1, where .ci/run has started one)."""
+    problem = _postgres_problem()
+    if problem is not None:
         reason = (
-            f"needs a PostgreSQL server at TEST_DATABASE_URL={POSTGRES_URL}"
-            f" ({type(exc).__name__}: {str(exc).strip()[:160]}); .ci/run starts one"
+            f"needs a PostgreSQL server at TEST_DATABASE_URL={POSTGRES_URL} ({problem});"
+            " .ci/run starts one"
         )
         if os.environ.get("REQUIRE_SYSTEM_DEPS") == "1":
             pytest.fail(reason)

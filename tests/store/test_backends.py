@@ -61,24 +61,25 @@ def test_a_nested_transaction_joins_the_outer_one(db: Database) -> None:
     assert _count(db) == 2  # both rolled back
 
 
-def test_a_refused_write_is_recorded_for_health_until_a_write_succeeds(db: Database) -> None:
-    assert db.probe_write() is None and db.last_write_failure is None
-    _read_only(db, True)
-    try:
-        with pytest.raises((apsw.ReadOnlyError, StoreUnavailable)):
-            _add_backup_row(db)
-        failure = db.last_write_failure
-        assert failure is not None
-        assert failure.error in ("ReadOnlyError", "ReadOnlySqlTransaction")
-        assert db.probe_write() is not None
-        with pytest.raises((apsw.ReadOnlyError, StoreUnavailable)), db.transaction():
-            _add_backup_row(db)
-        assert db.last_write_failure is not None
-    finally:
-        _read_only(db, False)
-    assert db.probe_write() is None
-    _add_backup_row(db)
-    assert db.last_write_failure is None
+def test_a_refused_write_is_recorded_for_health_until_a_write_succeeds(store: Store) -> None:
+    with store.connection() as db:
+        assert db.probe_write() is None and db.last_write_failure is None
+        _read_only(db, True)
+        try:
+            with pytest.raises((apsw.ReadOnlyError, StoreUnavailable)):
+                _add_backup_row(db)
+            failure = db.last_write_failure
+            assert failure is not None and store.last_write_failure == failure
+            assert failure.error in ("ReadOnlyError", "ReadOnlySqlTransaction")
+            assert db.probe_write() is not None
+            with pytest.raises((apsw.ReadOnlyError, StoreUnavailable)), db.transaction():
+                _add_backup_row(db)
+            assert db.last_write_failure is not None
+        finally:
+            _read_only(db, False)
+        assert db.probe_write() is None
+        _add_backup_row(db)
+        assert db.last_write_failure is None and store.last_write_failure is None
 
 
 def test_a_broken_constraint_is_a_constraint_error_not_a_write_failure(db: Database) -> None:
