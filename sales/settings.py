@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 
@@ -48,6 +48,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 3000
     database_path: Path = Path("db/leads.db")
+    # postgresql://user:password@host:port/db: the store on PostgreSQL instead of the file.
+    database_url: str | None = None
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
     backup_dir: Path = Path("db/backups")
@@ -146,6 +148,8 @@ class Settings:
             self.metrics_token,
             self.admin_password,
             self.admin_password_hash,
+            self.database_url,
+            database_password(self.database_url),
         )
         return tuple(s for s in candidates if s)
 
@@ -181,6 +185,7 @@ def _server(reader: _Reader) -> dict[str, Any]:
         "host": reader.text("HOST", "127.0.0.1"),
         "port": reader.integer("PORT", 3000, low=0, high=65535),
         "database_path": reader.path("DATABASE_PATH", Path("db/leads.db")),
+        "database_url": reader.postgres_url("DATABASE_URL"),
         "log_dir": reader.path("LOG_DIR", Path("logs")),
         "log_level": reader.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         "backup_dir": reader.path("BACKUP_DIR", Path("db/backups")),
@@ -285,6 +290,12 @@ def _smtp(reader: _Reader) -> tuple[str | None, int, str]:
 
 _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def database_password(url: str | None) -> str | None:
+    """The password inside a DATABASE_URL (as the server gets it), to keep it out of logs."""
+    password = urlsplit(url).password if url else None
+    return unquote(password) if password else None
 
 
 def web_origin(text: str) -> str | None:
@@ -407,6 +418,22 @@ class _Reader:
         raw = self.optional(name)
         if raw is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", raw):
             self._problem(name, f"must be an e-mail address, got {raw!r}")
+            return None
+        return raw
+
+    def postgres_url(self, name: str) -> str | None:
+        raw = self._raw(name)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            # The value holds a password: never echo it.
+            self._problem(name, "must be a postgresql://user:password@host:port/database URL")
+            return None
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            self._problem(name, "its port must be a number")
             return None
         return raw
 

@@ -26,7 +26,8 @@ import apsw
 
 from .db import BUSY_TIMEOUT_MS, Database, to_text
 
-NAME = re.compile(r"^leads-(\d{8})-(\d{6})\.db$")
+# SQLite's copies (.db) and PostgreSQL's dumps (.dump, store/pg_backups.py) alike.
+NAME = re.compile(r"^leads-(\d{8})-(\d{6})\.(db|dump)$")
 
 
 class BackupError(Exception):
@@ -122,7 +123,7 @@ def last_good_at(db: Database) -> str | None:
 def files(backup_dir: Path) -> list[tuple[datetime, Path]]:
     """The backups in `backup_dir`, oldest first."""
     found = []
-    for path in backup_dir.glob("leads-*.db") if backup_dir.is_dir() else ():
+    for path in backup_dir.glob("leads-*") if backup_dir.is_dir() else ():
         match = NAME.match(path.name)
         if match:
             when = datetime.strptime(match.group(1) + match.group(2), "%Y%m%d%H%M%S")

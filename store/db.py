@@ -1,260 +1,56 @@
-"""The database handle: one apsw connection per process on the trio thread.
+"""The store's handle: `Database`, one connection, with two backends behind it.
 
-Rule: no await inside a transaction. Every function here is synchronous and takes
-microseconds; long work (backup, VACUUM) opens its own connection in a worker thread.
+Table-family modules (`conversations`, `messages`, `leads`...) are synchronous functions
+taking a `Database` and work unchanged on either backend:
+
+- SQLite (`store/sqlite.py`, the default): one apsw connection on the trio thread.
+- PostgreSQL (`store/postgres.py`, `DATABASE_URL=postgresql://...`): a psycopg connection
+  lent by a pool to a worker thread.
+
+Async code reaches either through `store.backends.Store.call(fn, *args)` (see there).
+Rule: no await inside a transaction. The SQL is written once, in the dialect both share
+(`?` placeholders, RETURNING, ON CONFLICT, count(*) FILTER); what is specific to one
+backend (pragmas, WAL, backup, the migrations runner, SQL functions) stays in its module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from time import monotonic
-from typing import Any
-
-import apsw
-
-from .migrations import MIGRATIONS
-from .text import fold
-
-SECONDS_MS = 1000
-BUSY_TIMEOUT_MS = 5 * SECONDS_MS
-STATEMENT_CACHE = 1024
-# The write probe waits this long for another writer's lock: writes here take microseconds,
-# so a lock held longer is a stuck writer, and the probe must not stall the event loop.
-WRITE_PROBE_BUSY_TIMEOUT_MS = 100
-# apsw errors that say the file cannot be written now (unlike a constraint, a bug of ours).
-WRITE_FAILURES: tuple[type[apsw.Error], ...] = (
-    apsw.FullError,
-    apsw.ReadOnlyError,
-    apsw.IOError,
-    apsw.BusyError,
-    apsw.LockedError,
-    apsw.CantOpenError,
-    apsw.CorruptError,
-    apsw.NotADBError,
+from .base import (
+    Database,
+    Params,
+    Row,
+    StoreStatistics,
+    WriteFailure,
+    from_text,
+    to_text,
+    utc_after,
+    utc_now,
+)
+from .sqlite import (
+    BUSY_TIMEOUT_MS,
+    STATEMENT_CACHE,
+    WRITE_FAILURES,
+    WRITE_PROBE_BUSY_TIMEOUT_MS,
+    SqliteDatabase,
+    migrate,
+    open_database,
 )
 
-Row = dict[str, Any]
-Params = Sequence[Any] | Mapping[str, Any]
-
-
-def utc_now() -> str:
-    """Timestamps are ISO-8601 UTC text with milliseconds: sortable and portable."""
-    return utc_after(0)
-
-
-def utc_after(seconds: float) -> str:
-    """The timestamp `seconds` from now (a retry time)."""
-    return to_text(datetime.now(UTC) + timedelta(seconds=seconds))
-
-
-def to_text(at: datetime) -> str:
-    """An aware datetime as the store writes time: ISO-8601 UTC with milliseconds and Z."""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def from_text(value: str) -> datetime:
-    """A stored timestamp back as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True)
-class StoreStatistics:
-    path: str
-    schema_version: int
-    size_bytes: int
-    wal_bytes: int
-
-
-@dataclass(frozen=True)
-class WriteFailure:
-    """A write that failed: the apsw error's type and message, when (UTC text and
-    `time.monotonic()`)."""
-
-    error: str
-    message: str
-    at: str
-    clock: float
-
-
-class Database:
-    """A thin, typed face over one apsw connection."""
-
-    def __init__(self, connection: apsw.Connection, path: Path) -> None:
-        self.connection = connection
-        self.path = path
-        self._depth = 0
-        # The newest write that failed, until a write succeeds (for /health/detailed).
-        self.last_write_failure: WriteFailure | None = None
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """`with db.transaction():` commits on success and rolls back on any exception.
-
-        Nested use joins the outer transaction (no savepoint): store functions that must be
-        atomic open one, and a caller can group several of them into one commit. It begins
-        IMMEDIATE: the write lock is taken (waiting out the busy timeout) before the first
-        read, so another process committing meanwhile (`ia-comercial backup`, a second
-        worker) cannot make the first write fail at once with "database is locked"."""
-        if self._depth:
-            yield
-            return
-        self._depth += 1
-        try:
-            self.connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-                self.connection.execute("COMMIT")
-            except BaseException:
-                if self.connection.in_transaction:
-                    self.connection.execute("ROLLBACK")
-                raise
-        except WRITE_FAILURES as exc:
-            self._write_failed(exc)
-            raise
-        else:
-            self.last_write_failure = None
-        finally:
-            self._depth -= 1
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """`with db.savepoint():` inside a transaction: a part that may fail alone. On an
-        exception its writes are undone and the exception goes on; the enclosing
-        transaction keeps what came before and can still commit."""
-        assert self._depth, "a savepoint lives inside a transaction"
-        self.connection.execute("SAVEPOINT part")
-        try:
-            yield
-        except BaseException:
-            self.connection.execute("ROLLBACK TO SAVEPOINT part")
-            self.connection.execute("RELEASE SAVEPOINT part")
-            raise
-        self.connection.execute("RELEASE SAVEPOINT part")
-
-    # Writes note a failure of the file (full, read-only, locked) for /health/detailed; a
-    # later write that succeeds outside a transaction, or a commit, clears it.
-
-    def execute(self, sql: str, params: Params = ()) -> None:
-        try:
-            self.connection.execute(sql, params)
-        except WRITE_FAILURES as exc:
-            self._write_failed(exc)
-            raise
-        if not self._depth:
-            self.last_write_failure = None
-
-    def insert(self, sql: str, params: Params = ()) -> int:
-        self.execute(sql, params)
-        return int(self.connection.last_insert_rowid())
-
-    def changes(self, sql: str, params: Params = ()) -> int:
-        self.execute(sql, params)
-        return int(self.connection.changes())
-
-    def _write_failed(self, exc: apsw.Error) -> None:
-        self.last_write_failure = _write_failure(exc)
-
-    def probe_write(self) -> WriteFailure | None:
-        """Prove that the file can be written now: take the write lock and rewrite one header
-        field with its own value (one page into the WAL); the failure, if any. It leaves
-        `last_write_failure` alone: that one is about the suite's real writes. Cheap, but for
-        a health check every few seconds, not for every request."""
-        self.connection.set_busy_timeout(WRITE_PROBE_BUSY_TIMEOUT_MS)
-        try:
-            application_id = int(self.scalar("PRAGMA application_id"))
-            with self.connection:
-                self.connection.execute(f"PRAGMA application_id = {application_id}")
-        except WRITE_FAILURES as exc:
-            return _write_failure(exc)
-        finally:
-            self.connection.set_busy_timeout(BUSY_TIMEOUT_MS)
-        return None
-
-    def one(self, sql: str, params: Params = ()) -> Row | None:
-        rows = self.all(sql, params)
-        return rows[0] if rows else None
-
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = self.connection.execute(sql, params)
-        try:
-            names = [d[0] for d in cursor.get_description()]
-        except apsw.ExecutionCompleteError:  # no rows at all
-            return []
-        return [dict(zip(names, row, strict=True)) for row in cursor]
-
-    def scalar(self, sql: str, params: Params = ()) -> Any:
-        row = self.connection.execute(sql, params).fetchone()
-        return None if row is None else row[0]
-
-    def schema_version(self) -> int:
-        return int(self.scalar("PRAGMA user_version"))
-
-    def statistics(self) -> StoreStatistics:
-        wal = Path(f"{self.path}-wal")
-        return StoreStatistics(
-            path=str(self.path),
-            schema_version=self.schema_version(),
-            size_bytes=self.path.stat().st_size if self.path.exists() else 0,
-            wal_bytes=wal.stat().st_size if wal.exists() else 0,
-        )
-
-    def close(self) -> None:
-        self.connection.close()
-
-
-def _write_failure(exc: apsw.Error) -> WriteFailure:
-    return WriteFailure(type(exc).__name__, str(exc)[:200], utc_now(), monotonic())
-
-
-def open_database(path: Path) -> Database:
-    """Open (creating the folder), set the pragmas and apply pending migrations."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Every statement the suite runs stays prepared (apsw's default keeps 100, fewer than
-    # the suite's distinct statements: re-preparing cost up to 0.1 ms a query).
-    connection = apsw.Connection(str(path), statementcachesize=STATEMENT_CACHE)
-    connection.set_busy_timeout(BUSY_TIMEOUT_MS)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA foreign_keys=ON")
-    # Checkpoints run off the event loop (store/maintenance.py), not inside a commit.
-    connection.wal_autocheckpoint(0)
-    # fold(): accent- and case-blind search in SQL (SQLite's lower() knows only ASCII).
-    connection.create_scalar_function("ia_fold", _sql_fold, 1, deterministic=True)
-    db = Database(connection, path)
-    migrate(db)
-    return db
-
-
-def _sql_fold(*values: apsw.SQLiteValue) -> apsw.SQLiteValue:
-    value = values[0]
-    return fold(value) if isinstance(value, str) else value
-
-
-def migrate(db: Database) -> int:
-    """Apply every migration above `PRAGMA user_version`, each in its own transaction."""
-    current = db.schema_version()
-    if current >= len(MIGRATIONS):
-        return current
-    # Off while tables are rebuilt (SQLite's documented way to change a table's definition;
-    # a no-op inside a transaction, so set here), then every reference is checked.
-    db.connection.execute("PRAGMA foreign_keys = OFF")
-    try:
-        for version, script in enumerate(MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            with db.transaction():
-                before = len(db.connection.execute("PRAGMA foreign_key_check").fetchall())
-                db.connection.execute(script)
-                broken = db.connection.execute("PRAGMA foreign_key_check").fetchall()
-                if len(broken) > before:
-                    raise apsw.ConstraintError(
-                        f"migration {version} broke references: {broken[:3]}"
-                    )
-                db.execute(f"PRAGMA user_version = {version}")
-    finally:
-        db.connection.execute("PRAGMA foreign_keys = ON")
-    return db.schema_version()
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "STATEMENT_CACHE",
+    "WRITE_FAILURES",
+    "WRITE_PROBE_BUSY_TIMEOUT_MS",
+    "Database",
+    "Params",
+    "Row",
+    "SqliteDatabase",
+    "StoreStatistics",
+    "WriteFailure",
+    "from_text",
+    "migrate",
+    "open_database",
+    "to_text",
+    "utc_after",
+    "utc_now",
+]

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import apsw
-
 from .db import Database, utc_now
 
 
@@ -43,24 +41,23 @@ def record(
     at: str | None = None,
 ) -> int | None:
     """Record an attempt; None when this number of this cycle was already used."""
-    try:
-        return db.insert(
-            "INSERT INTO follow_ups (lead_id, cycle, number, channel, status, reason, outbox_id,"
-            " notification_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                lead_id,
-                cycle,
-                number,
-                channel,
-                status,
-                reason,
-                outbox_id,
-                notification_id,
-                at or utc_now(),
-            ),
-        )
-    except apsw.ConstraintError:
-        return None
+    new_id = db.returning(
+        "INSERT INTO follow_ups (lead_id, cycle, number, channel, status, reason, outbox_id,"
+        " notification_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (lead_id, cycle, number) DO NOTHING RETURNING id",
+        (
+            lead_id,
+            cycle,
+            number,
+            channel,
+            status,
+            reason,
+            outbox_id,
+            notification_id,
+            at or utc_now(),
+        ),
+    )
+    return None if new_id is None else int(new_id)
 
 
 def for_lead(db: Database, lead_id: int) -> list[dict[str, Any]]:
@@ -76,9 +73,9 @@ def for_lead(db: Database, lead_id: int) -> list[dict[str, Any]]:
 
 
 def counts(db: Database) -> dict[str, int]:
-    rows = db.connection.execute(
+    rows = db.rows(
         "SELECT CASE WHEN f.status = 'queued' THEN coalesce(o.status, 'pending')"
         " ELSE f.status END AS s, count(*) FROM follow_ups f"
         " LEFT JOIN outbox o ON o.id = f.outbox_id GROUP BY s"
-    ).fetchall()
+    )
     return {str(s): int(str(n)) for s, n in rows}

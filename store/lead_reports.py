@@ -148,27 +148,28 @@ def delete(db: Database, lead_id: int) -> bool:
 def statistics(db: Database) -> dict[str, Any]:
     by_class = {
         str(k): int(str(n))
-        for k, n in db.connection.execute(
+        for k, n in db.rows(
             "SELECT classification, count(*) FROM leads WHERE sandbox = 0 GROUP BY classification"
         )
     }
     matrix: dict[str, dict[str, int]] = {}
-    for channel, klass, n in db.connection.execute(
+    for channel, klass, n in db.rows(
         "SELECT channel, classification, count(*) FROM leads WHERE sandbox = 0"
         " GROUP BY channel, classification"
     ):
         matrix.setdefault(str(channel), {})[str(klass)] = int(str(n))
     per_day = [
         {"day": str(day), "leads": int(str(n))}
-        for day, n in db.connection.execute(
+        for day, n in db.rows(
             "SELECT substr(created_at, 1, 10) AS day, count(*) FROM leads WHERE sandbox = 0"
             " GROUP BY day ORDER BY day DESC LIMIT 30"
         )
     ]
     funnel: dict[str, dict[str, int]] = {}
-    for channel, total, contacted, won in db.connection.execute(
-        "SELECT channel, count(*), sum(contacted = 1 OR status IN ('contacted', 'won', 'lost')),"
-        " sum(status = 'won') FROM leads WHERE sandbox = 0 GROUP BY channel"
+    for channel, total, contacted, won in db.rows(
+        "SELECT channel, count(*),"
+        " count(*) FILTER (WHERE contacted = 1 OR status IN ('contacted', 'won', 'lost')),"
+        " count(*) FILTER (WHERE status = 'won') FROM leads WHERE sandbox = 0 GROUP BY channel"
     ):
         funnel[str(channel)] = {
             "new": int(str(total)),
@@ -177,7 +178,7 @@ def statistics(db: Database) -> dict[str, Any]:
         }
     first = [
         float(str(s))
-        for (s,) in db.connection.execute(
+        for (s,) in db.rows(
             "SELECT (julianday(min(a.created_at)) - julianday(min(u.created_at))) * 86400"
             " FROM messages u JOIN messages a ON a.conversation_id = u.conversation_id"
             " AND a.role = 'assistant' WHERE u.role = 'user' AND u.conversation_id NOT IN"

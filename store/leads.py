@@ -162,8 +162,8 @@ def for_conversation(db: Database, conversation_id: int) -> Lead | None:
 
 def _add_identity(db: Database, kind: str, value: str, lead_id: int) -> None:
     db.execute(
-        "INSERT OR IGNORE INTO lead_identities (kind, value, lead_id, created_at)"
-        " VALUES (?, ?, ?, ?)",
+        "INSERT INTO lead_identities (kind, value, lead_id, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (kind, value) DO NOTHING",
         (kind, value, lead_id, utc_now()),
     )
 
@@ -221,20 +221,14 @@ def merge(db: Database, lead_id: int, *, into: int, actor: str) -> Lead:
         rank = {c: i for i, c in enumerate(CLASSIFICATIONS)}
         warmer = max(kept.classification, gone.classification, key=rank.__getitem__)
         signals = sorted(set(kept.signals) | set(gone.signals))
-        for table in ("conversations", "lead_identities", "lead_classifications", "follow_ups"):
-            db.execute(
-                f"UPDATE OR IGNORE {table} SET lead_id = ? WHERE lead_id = ?", (into, lead_id)
-            )
-        db.execute(
-            "UPDATE OR IGNORE lead_claims SET lead_id = ? WHERE lead_id = ?", (into, lead_id)
-        )
-        db.execute("UPDATE owner_notifications SET lead_id = ? WHERE lead_id = ?", (into, lead_id))
+        _move_rows(db, lead_id, into)
+        notes = (db.scalar("SELECT notes FROM leads WHERE id = ?", (into,)) or "") + "\n"
+        notes += db.scalar("SELECT notes FROM leads WHERE id = ?", (lead_id,)) or ""
+        wrote = [t for t in (kept.last_user_message_at, gone.last_user_message_at) if t]
         db.execute(
             "UPDATE leads SET name = ?, phone = ?, email = ?, service = ?, area = ?, urgency = ?,"
             " classification = ?, signals = ?, sources = ?, budget = coalesce(budget, ?),"
-            " opted_out_at = coalesce(opted_out_at, ?),"
-            " last_user_message_at = max(coalesce(last_user_message_at, ''), coalesce(?, '')),"
-            " notes = trim(coalesce(notes, '') || char(10) || coalesce(?, ''), char(10)),"
+            " opted_out_at = coalesce(opted_out_at, ?), last_user_message_at = ?, notes = ?,"
             " updated_at = ? WHERE id = ?",
             (
                 merged.name,
@@ -248,8 +242,8 @@ def merge(db: Database, lead_id: int, *, into: int, actor: str) -> Lead:
                 json.dumps(sources, ensure_ascii=False),
                 gone.budget,
                 gone.opted_out_at,
-                gone.last_user_message_at,
-                db.scalar("SELECT notes FROM leads WHERE id = ?", (lead_id,)),
+                max(wrote, default=None),
+                notes.strip("\n"),
                 utc_now(),
                 into,
             ),
@@ -263,6 +257,26 @@ def merge(db: Database, lead_id: int, *, into: int, actor: str) -> Lead:
     lead = get(db, into)
     assert lead is not None
     return lead
+
+
+def _move_rows(db: Database, lead_id: int, into: int) -> None:
+    """Give the merged lead's rows to the kept one. A follow-up number or a claim the kept
+    lead already has stays behind and goes with the merged lead (ON DELETE CASCADE)."""
+    for table in ("conversations", "lead_identities", "lead_classifications"):
+        db.execute(f"UPDATE {table} SET lead_id = ? WHERE lead_id = ?", (into, lead_id))
+    db.execute(
+        "UPDATE follow_ups SET lead_id = ? WHERE lead_id = ? AND NOT EXISTS (SELECT 1"
+        " FROM follow_ups k WHERE k.lead_id = ? AND k.cycle = follow_ups.cycle"
+        " AND k.number = follow_ups.number)",
+        (into, lead_id, into),
+    )
+    db.execute(
+        "UPDATE lead_claims SET lead_id = ? WHERE lead_id = ? AND NOT EXISTS (SELECT 1"
+        " FROM lead_claims k WHERE k.lead_id = ? AND k.kind = lead_claims.kind"
+        " AND k.value = lead_claims.value)",
+        (into, lead_id, into),
+    )
+    db.execute("UPDATE owner_notifications SET lead_id = ? WHERE lead_id = ?", (into, lead_id))
 
 
 def _snapshot(lead: Lead) -> dict[str, Any]:
@@ -314,8 +328,8 @@ def possible_matches(db: Database, lead_id: int) -> list[PossibleMatch]:
 
 def _claim(db: Database, lead_id: int, kind: str, value: str, message_id: int | None) -> None:
     db.execute(
-        "INSERT OR IGNORE INTO lead_claims (lead_id, kind, value, message_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO lead_claims (lead_id, kind, value, message_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (lead_id, kind, value) DO NOTHING",
         (lead_id, kind, value, message_id, utc_now()),
     )
 

@@ -156,8 +156,8 @@ def _leads(db: Database, rows: list[dict[str, Any]], report: ImportReport) -> di
         for kind, value in (("phone", row.get("telefono")), ("instagram", row.get("instagram_id"))):
             if value:
                 db.execute(
-                    "INSERT OR IGNORE INTO lead_identities (kind, value, lead_id, created_at)"
-                    " VALUES (?, ?, ?, ?)",
+                    "INSERT INTO lead_identities (kind, value, lead_id, created_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (kind, value) DO NOTHING",
                     (kind, str(value), new_id, created),
                 )
         _remember(db, "lead", row["id"], new_id)

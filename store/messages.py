@@ -10,8 +10,6 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import apsw
-
 from .db import Database, utc_now
 
 
@@ -78,19 +76,17 @@ def add_inbound(
     """Store a user's message as pending; None when (channel, external_id) is a duplicate.
     `attempts=1`: its first attempt is counted now (a web message handed over at once)."""
     now = utc_now()
-    try:
-        new_id = db.insert(
-            "INSERT INTO messages (conversation_id, channel, role, content, external_id,"
-            " status, created_at, provider_ts, kind, attempts)"
-            " VALUES (?, ?, 'user', ?, ?, 'pending', ?, ?, ?, ?)",
-            (conversation_id, channel, content, external_id, now, provider_ts, kind, attempts),
-        )
-    except apsw.ConstraintError:
-        if external_id is None:
-            raise
+    new_id = db.returning(
+        "INSERT INTO messages (conversation_id, channel, role, content, external_id,"
+        " status, created_at, provider_ts, kind, attempts)"
+        " VALUES (?, ?, 'user', ?, ?, 'pending', ?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING RETURNING id",  # only (channel, external_id) is unique here
+        (conversation_id, channel, content, external_id, now, provider_ts, kind, attempts),
+    )
+    if new_id is None:
         return None
     return StoredMessage(
-        new_id,
+        int(new_id),
         conversation_id,
         channel,
         "user",
@@ -107,7 +103,7 @@ def start_attempt(db: Database, message_id: int) -> int | None:
     """Count an attempt before the work, so a message that crashes us is noticed.
 
     Returns the attempt number, or None when the message is no longer pending."""
-    attempts = db.scalar(
+    attempts = db.returning(
         "UPDATE messages SET attempts = attempts + 1 WHERE id = ? AND status = 'pending'"
         " RETURNING attempts",
         (message_id,),
@@ -165,11 +161,11 @@ def history(db: Database, conversation_id: int, limit: int = 200) -> list[Stored
 
 def recent_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[str, str]]:
     """(role, content) of the last `limit` messages worth showing a model, oldest first."""
-    rows = db.connection.execute(
+    rows = db.rows(
         "SELECT role, content FROM messages WHERE conversation_id = ?"
         " AND (status IS NULL OR status != 'failed') ORDER BY id DESC LIMIT ?",
         (conversation_id, limit),
-    ).fetchall()
+    )
     return [(str(role), str(content)) for role, content in reversed(rows)]
 
 
@@ -212,9 +208,10 @@ def pending_inbound(
     that many conversations outside `open_conversations` are read; the others go in `left`."""
     chosen: list[int] = []
     new: set[int] = set()
-    for row in db.connection.execute(
+    # NULLS FIRST: SQLite's order for a web message (no provider time), said for PostgreSQL.
+    for row in db.rows(
         "SELECT id, conversation_id FROM messages WHERE status = 'pending'"
-        " ORDER BY conversation_id, provider_ts, id"
+        " ORDER BY conversation_id, provider_ts NULLS FIRST, id"
     ):
         message_id, conversation_id = int(str(row[0])), int(str(row[1]))
         if message_id in skip:
@@ -241,11 +238,11 @@ def pending_inbound(
 
 def unclassified(db: Database, limit: int = 200) -> list[int]:
     """Replies whose turn the classifier has not taken into account, oldest first."""
-    rows = db.connection.execute(
+    rows = db.rows(
         "SELECT id FROM messages WHERE role = 'assistant' AND classified_at IS NULL"
         " ORDER BY id LIMIT ?",
         (limit,),
-    ).fetchall()
+    )
     return [int(str(row[0])) for row in rows]
 
 
@@ -258,11 +255,11 @@ def turn(db: Database, reply_id: int) -> Turn | None:
     )
     if reply is None:
         return None
-    rows = db.connection.execute(
+    rows = db.rows(
         "SELECT role, content, created_at, id FROM messages WHERE conversation_id = ? AND id <= ?"
         " AND id != ? AND (status IS NULL OR status != 'failed') ORDER BY id DESC LIMIT 40",
         (reply["conversation_id"], reply["reply_to"] or reply_id, reply_id),
-    )  # read lazily: it stops at the previous assistant line
+    )
     lines: list[tuple[str, str]] = []
     line_ids: list[int] = []
     user_at: str | None = None
@@ -293,11 +290,11 @@ def mark_classified(db: Database, reply_id: int) -> None:
 
 def last_lines(db: Database, conversation_id: int, limit: int) -> list[tuple[str, str, str]]:
     """(role, content, created_at) of the last messages, oldest first: for the owner."""
-    rows = db.connection.execute(
+    rows = db.rows(
         "SELECT role, content, created_at FROM messages WHERE conversation_id = ?"
         " ORDER BY id DESC LIMIT ?",
         (conversation_id, limit),
-    ).fetchall()
+    )
     return [(str(r), str(c), str(t)) for r, c, t in reversed(rows)]
 
 

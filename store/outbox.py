@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import apsw
-
 from .db import Database, utc_after, utc_now
 
 SendKind = Literal["text", "read", "template"]  # a channel text, a read receipt, a template
@@ -82,11 +80,11 @@ def enqueue(
 
 def due_conversations(db: Database, now: str, limit: int = 500) -> list[int]:
     """Conversations with a send whose time has come (each is drained in order)."""
-    rows = db.connection.execute(
+    rows = db.rows(
         "SELECT DISTINCT conversation_id FROM outbox"
         " WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?",
         (now, limit),
-    ).fetchall()
+    )
     return [int(str(row[0])) for row in rows]
 
 
@@ -122,16 +120,25 @@ def cut_by_crash(db: Database) -> int:
 
 
 def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> None:
-    sql = (
-        "UPDATE outbox SET status = 'sent', provider_message_id = ?, attempts = attempts + 1,"
-        " error = ?, sending_since = NULL, updated_at = ? WHERE id = ?"
+    # A provider repeating an id must not stop deliveries: sent, the id kept in the note. One
+    # statement, no failed one to catch: a failed statement ends a PostgreSQL transaction.
+    taken = (
+        "EXISTS (SELECT 1 FROM outbox o WHERE o.channel = outbox.channel"
+        " AND o.provider_message_id = ? AND o.id != outbox.id)"
     )
-    try:
-        db.execute(sql, (provider_message_id, None, utc_now(), item_id))
-    except apsw.ConstraintError:
-        # A provider repeating an id must not stop deliveries: sent, id kept in the note.
-        note = f"id repetido por el proveedor: {provider_message_id}"
-        db.execute(sql, (None, note, utc_now(), item_id))
+    db.execute(
+        "UPDATE outbox SET status = 'sent', attempts = attempts + 1, sending_since = NULL,"
+        f" provider_message_id = CASE WHEN {taken} THEN NULL ELSE ? END,"
+        f" error = CASE WHEN {taken} THEN ? ELSE NULL END, updated_at = ? WHERE id = ?",
+        (
+            provider_message_id,
+            provider_message_id,
+            provider_message_id,
+            f"id repetido por el proveedor: {provider_message_id}",
+            utc_now(),
+            item_id,
+        ),
+    )
 
 
 def mark_failed(db: Database, item_id: int, reason: str, *, status: str = "failed") -> None:
@@ -162,8 +169,9 @@ def record_status(
 ) -> bool:
     """A delivery receipt; False when this (message, status) was already recorded."""
     changed = db.changes(
-        "INSERT OR IGNORE INTO delivery_statuses (channel, provider_message_id, status,"
-        " error_code, error_title, provider_ts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO delivery_statuses (channel, provider_message_id, status,"
+        " error_code, error_title, provider_ts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (channel, provider_message_id, status) DO NOTHING",
         (channel, provider_message_id, status, error_code, error_title, provider_ts, utc_now()),
     )
     if changed and status == "failed":
@@ -177,7 +185,8 @@ def record_status(
 
 def counts(db: Database, channel: str) -> ChannelCounts:
     row = db.one(
-        "SELECT sum(status = 'pending') AS pending, sum(status = 'failed') AS failed"
+        "SELECT count(*) FILTER (WHERE status = 'pending') AS pending,"
+        " count(*) FILTER (WHERE status = 'failed') AS failed"
         " FROM outbox WHERE channel = ?",
         (channel,),
     )

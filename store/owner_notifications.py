@@ -52,10 +52,11 @@ def enqueue(
 ) -> int | None:
     """Queue once; None when this `dedupe_key` was already queued."""
     now = utc_now()
-    changed = db.changes(
-        "INSERT OR IGNORE INTO owner_notifications (lead_id, transport, event, dedupe_key,"
+    new_id = db.returning(
+        "INSERT INTO owner_notifications (lead_id, transport, event, dedupe_key,"
         " subject, body_text, body_html, urgent, next_attempt_at, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
         (
             lead_id,
             transport,
@@ -70,7 +71,7 @@ def enqueue(
             now,
         ),
     )
-    return int(db.connection.last_insert_rowid()) if changed else None
+    return None if new_id is None else int(new_id)
 
 
 def exists(db: Database, dedupe_key: str) -> bool:
@@ -124,9 +125,7 @@ def interrupted(db: Database) -> int:
 
 
 def counts(db: Database) -> dict[str, int]:
-    rows = db.connection.execute(
-        "SELECT status, count(*) FROM owner_notifications GROUP BY status"
-    ).fetchall()
+    rows = db.rows("SELECT status, count(*) FROM owner_notifications GROUP BY status")
     return {str(status): int(str(n)) for status, n in rows}
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .db import Database, utc_now
+from .sandbox import key_clause
 
 MAX_PAGE = 200
 
@@ -52,7 +53,7 @@ def record(db: Database, event: UnsupportedEvent) -> bool:
 def latest(db: Database, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
     """The newest first; `before` (an id from the previous page) pages back. Simulated
     people live in the demo sandbox and are never listed."""
-    where, params = "sender IS NULL OR sender NOT LIKE 'sim:%'", []
+    where, params = f"sender IS NULL OR NOT {key_clause('sender')}", []
     if before is not None:
         where, params = f"id < ? AND ({where})", [before]
     rows = db.all(

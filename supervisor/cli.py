@@ -20,9 +20,11 @@ import trio
 from sales.business import BusinessConfig
 from sales.errors import ConfigProblem
 from sales.settings import Settings, load_settings
-from store import backups, legacy_import
+from store import backups, legacy_import, pg_backups, postgres
+from store.backends import Store, open_store
 from store.backups import BackupError
 from store.db import open_database
+from store.errors import StoreError
 
 from . import control, logview
 from .errors import SupervisorGaveUp
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cli")
 
+CHECK_TIMEOUT = 5  # seconds check-config waits for the PostgreSQL server
 EXIT_OK = 0
 EXIT_GAVE_UP = 1
 EXIT_CONFIG = 2
@@ -54,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("check-config", help="validate settings, business.json and the prompt")
     commands.add_parser("backup", help="take a backup now (also while the suite runs)")
     restore = commands.add_parser("restore", help="restore the database from a backup file")
-    restore.add_argument("file", type=Path, help="a backup (leads-YYYYMMDD-HHMMSS.db)")
+    restore.add_argument(
+        "file", type=Path, help="a backup (leads-YYYYMMDD-HHMMSS.db; .dump on PostgreSQL)"
+    )
     commands.add_parser("status", help="the running suite's actors, like `pm2 list`")
     restart_actor = commands.add_parser("restart", help="restart one actor of the running suite")
     restart_actor.add_argument("actor", help="store, backup, notifier, classifier, ...")
@@ -103,6 +108,8 @@ def cmd_backup() -> int:
     settings = _settings_only()
     if isinstance(settings, int):
         return settings
+    if settings.database_url:
+        return _backup_postgres(settings, settings.database_url)
     if not settings.database_path.exists():
         print(f"ia-comercial: {settings.database_path}: no such database", file=sys.stderr)
         return EXIT_CONFIG
@@ -112,13 +119,30 @@ def cmd_backup() -> int:
         backups.record(db, result)
     finally:
         db.close()
+    return _backup_done(settings, result, "integrity ok")
+
+
+def _backup_postgres(settings: Settings, url: str) -> int:
+    store = _open_store(settings)
+    if isinstance(store, int):
+        return store
+    try:
+        result = pg_backups.take(url, settings.backup_dir)
+        with store.connection() as db:
+            backups.record(db, result)
+    finally:
+        store.close()
+    return _backup_done(settings, result, "pg_restore --list ok")
+
+
+def _backup_done(settings: Settings, result: backups.BackupResult, checked: str) -> int:
     if not result.ok:
         print(f"ia-comercial: backup failed: {result.error}", file=sys.stderr)
         return EXIT_FAILED
     removed = backups.prune(settings.backup_dir, settings.backup_keep_days, datetime.now(UTC))
     print(
         f"backup {result.path} ({result.size_bytes} bytes, {result.duration_ms} ms,"
-        f" integrity ok); {len(removed)} old backup(s) removed"
+        f" {checked}); {len(removed)} old backup(s) removed"
     )
     return EXIT_OK
 
@@ -197,14 +221,20 @@ def cmd_import_legacy(path: Path, *, dry_run: bool) -> int:
     settings = _settings_only()
     if isinstance(settings, int):
         return settings
-    db = open_database(settings.database_path)
+    store = _open_store(settings)
+    if isinstance(store, int):
+        return store
     try:
-        report = legacy_import.import_legacy(db, path, dry_run=dry_run)
+        with store.connection() as db:
+            report = legacy_import.import_legacy(db, path, dry_run=dry_run)
     except legacy_import.LegacyError as exc:
         print(f"ia-comercial: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"ia-comercial: store {store.location}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
-        db.close()
+        store.close()
     print(("dry run, nothing written: " if dry_run else "") + f"from {path}")
     for line in report.lines():
         print(f"  {line}")
@@ -226,13 +256,18 @@ def cmd_restore(file: Path) -> int:
     settings = _settings_only()
     if isinstance(settings, int):
         return settings
+    url = settings.database_url
+    target = postgres.location(url) if url else settings.database_path
     try:
-        kept = backups.restore(settings.database_path, file)
+        if url:
+            kept: Path | None = pg_backups.restore(url, file, settings.backup_dir)
+        else:
+            kept = backups.restore(settings.database_path, file)
     except BackupError as exc:
         print(f"ia-comercial: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     aside = f"; the replaced database is kept as {kept}" if kept else ""
-    print(f"restored {settings.database_path} from {file}{aside}")
+    print(f"restored {target} from {file}{aside}")
     return EXIT_OK
 
 
@@ -297,11 +332,34 @@ def cmd_check_config() -> int:
         f"    follow-ups: hot after {rules.hotAfterHours:g} h, warm after"
         f" {rules.warmAfterHours:g} h, at most {rules.maxCount}; WhatsApp template {template}"
     )
-    print(
-        f"    database {settings.database_path}, logs {settings.log_dir}, "
-        f"http://{settings.host}:{settings.port}, brain {brain}"
-    )
-    return EXIT_OK
+    reachable, store_line = _store_state(settings)
+    print(store_line)
+    print(f"    logs {settings.log_dir}, http://{settings.host}:{settings.port}, brain {brain}")
+    return EXIT_OK if reachable else EXIT_FAILED
+
+
+def _store_state(settings: Settings) -> tuple[bool, str]:
+    """Which store is in use and whether it answers (never the URL's password)."""
+    if settings.database_url is None:
+        state = "exists" if settings.database_path.exists() else "created on first run"
+        return True, f"OK  store: SQLite {settings.database_path} ({state})"
+    where = postgres.location(settings.database_url)
+    try:
+        version = postgres.reach(settings.database_url, CHECK_TIMEOUT)
+    except StoreError as exc:
+        return False, f"FAIL store: PostgreSQL {where}: not reachable ({exc})"
+    schema = f"schema version {version}" if version else "empty (migrated on first use)"
+    return True, f"OK  store: PostgreSQL {where}, reachable, {schema}"
+
+
+def _open_store(settings: Settings) -> Store | int:
+    """The configured store, or the exit code once the reason was told."""
+    try:
+        return open_store(settings.database_path, settings.database_url)
+    except StoreError as exc:
+        where = postgres.location(settings.database_url or "")
+        print(f"ia-comercial: store PostgreSQL {where}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def cmd_run() -> int:
@@ -313,6 +371,22 @@ def cmd_run() -> int:
     settings, business, rules = loaded
     from .startup import startup_problem
     from .suite import Suite
+
+    if settings.database_url:
+        # The actors still call the store on the trio thread; on PostgreSQL every call
+        # would block the event loop on the network (they move to Store.call first).
+        return _refuse(
+            ConfigProblem(
+                [
+                    (
+                        "environment",
+                        "DATABASE_URL",
+                        "the suite does not run on PostgreSQL yet (check-config, import-legacy,"
+                        " backup and restore do); unset it to run on DATABASE_PATH",
+                    )
+                ]
+            )
+        )
 
     try:
         with backups.held(settings.database_path):

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+import psycopg
 import pytest
 import trio
 from quart import Quart
 
 from sales.business import load_business
 from sales.settings import Settings, load_settings
+from store.backends import PostgresStore, SqliteStore, Store
+from store.db import Database, open_database
 from supervisor.startup import load_rules
 from supervisor.suite import Suite
 from tests.fakes.graph_server import FakeGraph, serve_graph
@@ -34,6 +40,83 @@ def require_system(path: str, package: str) -> str:
     if os.environ.get("REQUIRE_SYSTEM_DEPS") == "1":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+
+
+@functools.cache
+def _postgres_problem() -> str | None:
+    """Why no PostgreSQL server answers at TEST_DATABASE_URL (asked once per run)."""
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    return None
+
+
+def require_postgres() -> str:
+    """TEST_DATABASE_URL when a PostgreSQL server answers there, or skip (fail under
+    REQUIRE_SYSTEM_DEPS=1, where .ci/run has started one)."""
+    problem = _postgres_problem()
+    if problem is not None:
+        reason = (
+            f"needs a PostgreSQL server at TEST_DATABASE_URL={POSTGRES_URL} ({problem});"
+            " .ci/run starts one"
+        )
+        if os.environ.get("REQUIRE_SYSTEM_DEPS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A URL whose connections see only a new schema of their own, dropped after: tests
+    are independent and may run in parallel on one server."""
+    base = require_postgres()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def open_test_store(backend: str, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, migrated store on `backend`, closed after."""
+    if backend == "sqlite":
+        sqlite = SqliteStore(open_database(tmp_path / "db" / "leads.db"))
+        try:
+            yield sqlite
+        finally:
+            sqlite.close()
+        return
+    with postgres_schema() as url:
+        postgres = PostgresStore.open(url, pool_size=4)
+        try:
+            yield postgres
+        finally:
+            postgres.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store on each backend in turn: SQLite, then PostgreSQL."""
+    with open_test_store(request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture
+def db(store: Store) -> Iterator[Database]:
+    """One connection of `store` for the whole test."""
+    with store.connection() as connection:
+        yield connection
 
 
 def make_settings(tmp_path: Path, **env: str) -> Settings:

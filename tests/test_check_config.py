@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import DATA, ROOT
+from tests.conftest import DATA, ROOT, postgres_schema
 
 CLI = [sys.executable, "-m", "supervisor.cli"]
 
@@ -157,3 +157,33 @@ def test_bad_lead_rules_and_alert_settings_name_their_fields(tmp_path: Path) -> 
     assert "OWNER_EMAIL: must be an e-mail address" in r.stderr
     assert "WEBHOOK_URL: must be an http(s) URL" in r.stderr and "KNOWNhook" not in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_store_in_use_is_named_and_reached_without_its_password(tmp_path: Path) -> None:
+    business = str(ROOT / "config" / "business.json")
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=business, DATABASE_PATH="db/x.db")
+    assert r.returncode == 0, r.stderr
+    assert "OK  store: SQLite db/x.db (created on first run)" in r.stdout
+    password = "pw-KNOWN-check-config"
+    with postgres_schema() as url:
+        # The test server trusts 127.0.0.1: the password is sent, and never shown.
+        with_password = url.replace("://postgres@", f"://postgres:{password}@")
+        r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=business, DATABASE_URL=with_password)
+    assert r.returncode == 0, r.stderr
+    assert "OK  store: PostgreSQL postgresql://postgres@127.0.0.1:5432/test, reachable" in r.stdout
+    down = f"postgresql://ia:{password}@127.0.0.1:9/ventas"  # nothing listens on port 9
+    r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=business, DATABASE_URL=down)
+    assert r.returncode == 1
+    assert "FAIL store: PostgreSQL postgresql://ia@127.0.0.1:9/ventas: not reachable (" in r.stdout
+    assert password not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_refuses_postgresql_until_the_actors_call_through_the_store(tmp_path: Path) -> None:
+    r = cli(
+        ["run"],
+        tmp_path,
+        BUSINESS_CONFIG=str(ROOT / "config" / "business.json"),
+        DATABASE_URL="postgresql://ia:pw-KNOWN-run@127.0.0.1:9/ventas",
+    )
+    assert r.returncode == 2 and "DATABASE_URL" in r.stderr
+    assert "pw-KNOWN-run" not in r.stdout + r.stderr and "Traceback" not in r.stderr

@@ -7,12 +7,17 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
+import pytest
 
 from store import lead_reports
-from store.db import open_database
+from store.backends import PostgresStore, SqliteStore, Store
+from store.db import Database, open_database
+from tests.conftest import BACKENDS, postgres_schema
 
 ORIGINAL_SCHEMA = """
 CREATE TABLE leads (
@@ -69,9 +74,10 @@ def original_database(path: Path) -> None:
     db.close()
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+def cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "DATABASE_URL"))}
     env["DATABASE_PATH"] = str(tmp_path / "db" / "leads.db")
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "supervisor.cli", *args],
         cwd=tmp_path,  # relative defaults (logs, backups, .env) resolve in the test's folder
@@ -82,27 +88,48 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_import_twice_adds_nothing_the_second_time(tmp_path: Path) -> None:
+@contextmanager
+def target(backend: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], Store]]:
+    """The environment that points the CLI at a fresh store on `backend`, and that store."""
+    if backend == "sqlite":
+        store = SqliteStore(open_database(tmp_path / "db" / "leads.db"))
+        try:
+            yield {}, store
+        finally:
+            store.close()
+        return
+    with postgres_schema() as url:
+        postgres = PostgresStore.open(url, pool_size=1)
+        try:
+            yield {"DATABASE_URL": url}, postgres
+        finally:
+            postgres.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_import_twice_adds_nothing_the_second_time(tmp_path: Path, backend: str) -> None:
+    with target(backend, tmp_path) as (env, store), store.connection() as db:
+        imported_twice(tmp_path, env, db)
+
+
+def imported_twice(tmp_path: Path, env: dict[str, str], db: Database) -> None:
     legacy = tmp_path / "original.db"
     original_database(legacy)
-    dry = cli(tmp_path, "import-legacy", str(legacy), "--dry-run")
+    dry = cli(tmp_path, "import-legacy", str(legacy), "--dry-run", **env)
     assert dry.returncode == 0, dry.stderr
     assert "dry run, nothing written" in dry.stdout and "leads: 3 imported" in dry.stdout
-    db = open_database(tmp_path / "db" / "leads.db")
     assert db.scalar("SELECT count(*) FROM leads") == 0
-    db.close()
 
-    first = cli(tmp_path, "import-legacy", str(legacy))
+    first = cli(tmp_path, "import-legacy", str(legacy), **env)
     assert first.returncode == 0, first.stderr
     assert "leads: 3 imported, 0 already there" in first.stdout
     assert "conversations: 2 imported (3 messages), 0 already there" in first.stdout
     assert "follow-ups: 1 imported" in first.stdout
     assert "conversation 2: its historial is not JSON" in first.stdout
-    again = cli(tmp_path, "import-legacy", str(legacy))
+    again = cli(tmp_path, "import-legacy", str(legacy), **env)
     assert "leads: 0 imported, 3 already there" in again.stdout
     assert "conversations: 0 imported (0 messages), 2 already there" in again.stdout
 
-    db = open_database(tmp_path / "db" / "leads.db")
     rows, total = lead_reports.search(db, lead_reports.LeadFilter(), 10)
     assert total == 3
     marta = next(r for r in rows if r["name"] == "Marta Díaz")
@@ -128,7 +155,6 @@ def test_import_twice_adds_nothing_the_second_time(tmp_path: Path) -> None:
     assert db.scalar(
         "SELECT lead_id FROM lead_identities WHERE kind = 'instagram' AND value = '178414000001'"
     )
-    db.close()
 
 
 def test_a_file_that_is_not_the_original_database_is_refused_clearly(tmp_path: Path) -> None:

@@ -81,3 +81,16 @@ def test_every_setting_is_read_by_exactly_one_group() -> None:
     ]
     keys = [key for group in groups for key in group]
     assert sorted(keys) == sorted(f.name for f in fields(module.Settings))
+
+
+def test_a_postgresql_url_selects_postgresql_and_its_password_is_a_secret(tmp_path: Path) -> None:
+    url = "postgresql://ia:p%40ss-KNOWN@db.example:5433/ventas"
+    s = load_settings({"DATABASE_URL": url}, env_file=tmp_path / "n")
+    assert s.database_url == url
+    assert {url, "p@ss-KNOWN"} <= set(s.secrets())
+    assert load_settings({}, env_file=tmp_path / "n").database_url is None
+    for wrong in ("mysql://ia:p%40ss-KNOWN@db/ventas", "postgresql://ia:p%40ss-KNOWN@db:x/v"):
+        with pytest.raises(ConfigProblem) as caught:
+            load_settings({"DATABASE_URL": wrong}, env_file=tmp_path / "n")
+        assert [p[1] for p in caught.value.problems] == ["DATABASE_URL"]
+        assert "KNOWN" not in str(caught.value)

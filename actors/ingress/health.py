@@ -9,6 +9,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,10 @@ class StoreWrites:
             return
         self._checked_at = now
         self.probe = self.db.probe_write()
-        try:
-            self.free_bytes = psutil.disk_usage(str(self.db.path.resolve().parent)).free
-        except OSError:
-            self.free_bytes = None
+        self.free_bytes = None  # and on PostgreSQL (no path): the server watches its disk
+        if self.db.path is not None:
+            with suppress(OSError):
+                self.free_bytes = psutil.disk_usage(str(self.db.path.resolve().parent)).free
 
     def failed_write(self) -> WriteFailure | None:
         failure = self.db.last_write_failure

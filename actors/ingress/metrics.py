@@ -54,7 +54,7 @@ class StoreCollector(Collector):
             "Messages stored, by channel and direction",
             labels=["channel", "direction"],
         )
-        for channel, role, n in db.connection.execute(
+        for channel, role, n in db.rows(
             # Not the sandbox's (store/sandbox.py: keys that start with `sim:`).
             "SELECT channel, role, count(*) FROM messages WHERE conversation_id NOT IN"
             " (SELECT id FROM conversations WHERE substr(external_key, 1, 4) = 'sim:')"
@@ -67,7 +67,7 @@ class StoreCollector(Collector):
         leads = GaugeMetricFamily(
             "ia_leads", "Leads by class and channel", labels=["classification", "channel"]
         )
-        for klass, channel, n in db.connection.execute(
+        for klass, channel, n in db.rows(
             "SELECT classification, channel, count(*) FROM leads WHERE sandbox = 0"
             " GROUP BY classification, channel"
         ):
@@ -79,7 +79,7 @@ class StoreCollector(Collector):
         outbox = GaugeMetricFamily(
             "ia_outbox", "Sends to WhatsApp/Instagram by state", labels=["channel", "status"]
         )
-        for channel, status, n in db.connection.execute(
+        for channel, status, n in db.rows(
             "SELECT channel, status, count(*) FROM outbox WHERE status IN ('pending', 'failed')"
             " GROUP BY channel, status"
         ):
@@ -91,7 +91,7 @@ class StoreCollector(Collector):
             "E-mails and webhooks to the owner by state",
             labels=["status"],
         )
-        for status, n in db.connection.execute(
+        for status, n in db.rows(
             "SELECT status, count(*) FROM owner_notifications GROUP BY status"
         ):
             owner.add_metric([str(status)], float(str(n)))

@@ -14,7 +14,7 @@ import pytest
 
 from sales.errors import ConfigProblem
 from store import sandbox
-from store.db import Database, open_database, utc_now
+from store.db import Database, utc_now
 from tests.conftest import make_settings, running_suite, wait_for
 from tests.ingress.test_admin import PASSWORD, admin_settings, login
 
@@ -279,43 +279,39 @@ async def test_clearing_the_sandbox_removes_it_and_leaves_the_real_leads(tmp_pat
 
 
 def test_clearing_never_deletes_a_customer_linked_to_the_sandbox_before_it_existed(
-    tmp_path: Path,
+    db: Database,
 ) -> None:
     """A lead the V10 migration flagged because a demo conversation had been merged into it
-    keeps its real conversation, and so survives; a pure demo lead goes."""
-    db = open_database(tmp_path / "leads.db")
-    try:
-        now = utc_now()
+    keeps its real conversation, and so survives; a pure demo lead goes (on both backends)."""
+    now = utc_now()
 
-        def lead(name: str) -> int:
-            return db.insert(
-                "INSERT INTO leads (channel, name, created_at, updated_at, last_interaction_at,"
-                " sandbox) VALUES ('web', ?, ?, ?, ?, 1)",
-                (name, now, now, now),
-            )
+    def lead(name: str) -> int:
+        return db.insert(
+            "INSERT INTO leads (channel, name, created_at, updated_at, last_interaction_at,"
+            " sandbox) VALUES ('web', ?, ?, ?, ?, 1)",
+            (name, now, now, now),
+        )
 
-        def conversation(key: str, lead_id: int | None) -> int:
-            conversation_id = db.insert(
-                "INSERT INTO conversations (channel, external_key, lead_id, created_at,"
-                " updated_at) VALUES ('web', ?, ?, ?, ?)",
-                (key, lead_id, now, now),
-            )
-            db.execute(
-                "INSERT INTO messages (conversation_id, channel, role, content, created_at)"
-                " VALUES (?, 'web', 'user', 'hola', ?)",
-                (conversation_id, now),
-            )
-            return conversation_id
+    def conversation(key: str, lead_id: int | None) -> int:
+        conversation_id = db.insert(
+            "INSERT INTO conversations (channel, external_key, lead_id, created_at,"
+            " updated_at) VALUES ('web', ?, ?, ?, ?)",
+            (key, lead_id, now, now),
+        )
+        db.execute(
+            "INSERT INTO messages (conversation_id, channel, role, content, created_at)"
+            " VALUES (?, 'web', 'user', 'hola', ?)",
+            (conversation_id, now),
+        )
+        return conversation_id
 
-        customer, demo = lead("Marta"), lead("Daniela")
-        kept = conversation("session_real", customer)
-        conversation("sim:demo_1", customer)
-        conversation("sim:demo_2", demo)
-        conversation("SIM:not-the-sandbox", None)  # a public session id from before the rule
-        assert sandbox.clear(db) == 2
-        assert [r["id"] for r in db.all("SELECT id FROM leads")] == [customer]
-        keys = {r["external_key"] for r in db.all("SELECT external_key FROM conversations")}
-        assert keys == {"session_real", "SIM:not-the-sandbox"}
-        assert db.scalar("SELECT count(*) FROM messages WHERE conversation_id = ?", (kept,)) == 1
-    finally:
-        db.close()
+    customer, demo = lead("Marta"), lead("Daniela")
+    kept = conversation("session_real", customer)
+    conversation("sim:demo_1", customer)
+    conversation("sim:demo_2", demo)
+    conversation("SIM:not-the-sandbox", None)  # a public session id from before the rule
+    assert sandbox.clear(db) == 2
+    assert [r["id"] for r in db.all("SELECT id FROM leads")] == [customer]
+    keys = {r["external_key"] for r in db.all("SELECT external_key FROM conversations")}
+    assert keys == {"session_real", "SIM:not-the-sandbox"}
+    assert db.scalar("SELECT count(*) FROM messages WHERE conversation_id = ?", (kept,)) == 1

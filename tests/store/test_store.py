@@ -1,4 +1,5 @@
-"""The store's guarantees: migrations, one reply per message, duplicates ignored."""
+"""The store's guarantees: migrations, one reply per message, duplicates ignored. Tests that
+take `db` or `store` run on SQLite and on PostgreSQL (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import apsw
 import pytest
 
 from store import conversations, leads, maintenance, messages, outbox
+from store.backends import Store
 from store.db import Database, migrate, open_database
 from store.leads import LeadFields
 from store.messages import ReplyRecord
@@ -80,8 +82,7 @@ def test_a_version_2_outbox_keeps_its_rows_and_learns_templates(tmp_path: Path) 
     assert db.all("PRAGMA foreign_key_check") == []
 
 
-def test_a_message_is_answered_at_most_once(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_a_message_is_answered_at_most_once(db: Database) -> None:
     conv = conversations.open_conversation(db, "web", "s")
     inbound = messages.add_inbound(db, conv.id, "web", "hola")
     assert inbound is not None
@@ -92,8 +93,7 @@ def test_a_message_is_answered_at_most_once(tmp_path: Path) -> None:
     assert messages.pending_inbound(db) == []
 
 
-def test_duplicate_external_ids_are_ignored(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_duplicate_external_ids_are_ignored(db: Database) -> None:
     conv = conversations.open_conversation(db, "whatsapp", "56911112222")
     assert messages.add_inbound(db, conv.id, "whatsapp", "hola", external_id="wamid.1")
     assert messages.add_inbound(db, conv.id, "whatsapp", "hola", external_id="wamid.1") is None
@@ -110,8 +110,16 @@ def test_pending_messages_survive_reopening(tmp_path: Path) -> None:
     assert [m.content for m in messages.pending_inbound(db)] == ["uno", "dos"]
 
 
-def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_pending_messages_are_seen_by_the_next_connection(store: Store) -> None:
+    with store.connection() as db:
+        conv = conversations.open_conversation(db, "web", "s")
+        messages.add_inbound(db, conv.id, "web", "uno")
+        messages.add_inbound(db, conv.id, "web", "dos")
+    with store.connection() as db:  # on PostgreSQL, another connection of the pool may come
+        assert [m.content for m in messages.pending_inbound(db)] == ["uno", "dos"]
+
+
+def test_a_failed_transaction_changes_nothing(db: Database) -> None:
     conv = conversations.open_conversation(db, "web", "s")
     with pytest.raises(RuntimeError), db.transaction():
         messages.add_inbound(db, conv.id, "web", "uno")
@@ -135,8 +143,7 @@ def _web_lead_with_phone(db: Database, key: str, name: str, phone: str) -> leads
     ).lead
 
 
-def test_a_verified_identity_links_and_a_typed_phone_never_does(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_a_verified_identity_links_and_a_typed_phone_never_does(db: Database) -> None:
     web = conversations.open_conversation(db, "web", "s")
     assert leads.resolve(db, web.id, "web", "s") is None
     lead = _web_lead_with_phone(db, "s", "Ana", "+56987654321")
@@ -170,8 +177,7 @@ def test_a_verified_identity_links_and_a_typed_phone_never_does(tmp_path: Path) 
     assert [m.lead_id for m in leads.possible_matches(db, other.id)] == [lead.id]
 
 
-def test_the_owner_merges_by_hand_keeping_both_transcripts_and_an_audit(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_the_owner_merges_by_hand_keeping_both_transcripts_and_an_audit(db: Database) -> None:
     ana = _web_lead_with_phone(db, "a", "Ana", "+56987654321")
     twin = _web_lead_with_phone(db, "b", "Ana Rojas", "+56987654321")
     for key in ("a", "b"):
@@ -201,8 +207,7 @@ def test_the_owner_merges_by_hand_keeping_both_transcripts_and_an_audit(tmp_path
     assert [h[0] for h in leads.history(db, ana.id)][-1] == "caliente"
 
 
-def test_a_visitor_sees_only_what_their_conversation_collected(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_a_visitor_sees_only_what_their_conversation_collected(db: Database) -> None:
     conv = conversations.open_conversation(db, "web", "v")
     lead = leads.create(db, conv.id, "web", "v")
     sources = {
@@ -229,8 +234,7 @@ def test_the_wal_is_checkpointed_off_the_event_loop(tmp_path: Path) -> None:
     assert db.scalar("SELECT count(*) FROM messages") == 300
 
 
-def test_a_provider_repeating_a_message_id_does_not_stop_deliveries(tmp_path: Path) -> None:
-    db = open_database(tmp_path / "leads.db")
+def test_a_provider_repeating_a_message_id_does_not_stop_deliveries(db: Database) -> None:
     conv = conversations.open_conversation(db, "whatsapp", "569")
     first, second = outbox.enqueue(db, conv.id, "whatsapp", "569", "text", ["uno", "dos"])
     outbox.mark_sent(db, first, "wamid.same")
