@@ -144,6 +144,9 @@ class OfflineBrain:
         blocks += answers
         if lead.area and not self.answers.covers(lead.area):
             blocks.append(self.answers.outside(lead.area, once=True))
+        elif lead.area and known is not None and not known.area and not answers:
+            # Given unasked (a comuna where the name was asked): said back before asking again.
+            blocks.append(self.answers.place(lead.area))
         blocks += self._next_step(lead, known, answered=bool(answers))
         return " ".join(fresh(blocks, said))
 

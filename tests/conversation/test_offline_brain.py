@@ -414,3 +414,18 @@ def test_usted_is_used_in_every_block(business: BusinessConfig) -> None:
     assert "Puede pagar con" in replies[7] and "registré su solicitud" in replies[9]
     for reply in replies:
         assert not _TU_WORDS.search(reply.lower()), reply
+
+
+def test_a_comuna_given_instead_of_the_name_is_said_back_before_asking_again(
+    business: BusinessConfig,
+) -> None:
+    script = Script(OfflineBrain(business, now=at(THURSDAY_MORNING)))
+    first = script.say("Hola, ¿hacen mantención de equipos?", service="Mantención preventiva")
+    assert Extractor.asked_field(first) == "name"
+    again = script.say("Tengo dos equipos en La Florida", area="La Florida")
+    assert again.index("atendemos en La Florida") < again.index("?")  # heard, then asked
+    assert Extractor.asked_field(again) == "name"
+    assert again != first
+    # a comuna the person gave earlier is not said back on every turn
+    later = script.say("Me llamo Camila", name="Camila")
+    assert "La Florida" not in later
