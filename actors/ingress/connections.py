@@ -8,9 +8,10 @@ every request of a keep-alive connection:
   as the connection and requests only move its cancel scope's deadline: to infinity while a
   request is in flight, to `keep_alive_timeout` from now once the connection is idle again.
 - **one `send_all` per piece of a response** (the head, then the body, then an empty
-  end-of-message). Here a response head waits for the next piece written after it and goes
-  out with it in one `send_all`; an empty piece is not written at all. The head never waits
-  for time: hypercorn writes the first body piece (or the end) right after the head.
+  end-of-message). Here a final response's head waits for the next piece written after it
+  and goes out with it in one `send_all`; an empty piece is not written at all. The head
+  never waits for time: hypercorn writes the first body piece (or the end) right after it.
+  A `100 Continue` is not held: the client waits for it before sending its body.
 
 Behaviour is hypercorn's otherwise: an idle connection closes after `keep_alive_timeout`;
 when the server stops, idle connections close at once and a busy one when its request is
@@ -58,7 +59,7 @@ class KeptAliveConnection(TCPServer):
             await super().protocol_send(event)
 
     async def _write(self, data: bytes) -> None:
-        if not self._head and data.startswith(RESPONSE_HEAD) and data.endswith(HEAD_END):
+        if not self._head and _final_head(data):
             self._head = data  # goes out with the next piece
             return
         if self._head:
@@ -92,9 +93,14 @@ class KeptAliveConnection(TCPServer):
             await self.context.terminated.wait()
             while self._busy:
                 await trio.sleep_forever()  # until `_mark(idle=True)` moves the deadline
-        await self._flush()
         with trio.CancelScope(shield=True):
             await self._initiate_server_close()
+
+
+def _final_head(data: bytes) -> bool:
+    """The head of a final response (an HTTP/1.1 status line of 2xx-5xx and its headers).
+    A 1xx (`100 Continue`) goes out at once: the client waits for it before its body."""
+    return data.startswith(RESPONSE_HEAD) and data.endswith(HEAD_END) and data[9:10] != b"1"
 
 
 def install() -> bool:

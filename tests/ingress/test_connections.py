@@ -43,6 +43,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"last"})
         return
     body = b"" if path == "/empty" else b"hello"
+    if path == "/echo":  # the request's body, read whole before answering
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
     headers = [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -131,6 +136,20 @@ async def test_a_request_longer_than_the_idle_timeout_is_not_cut() -> None:
             # and the idle clock restarts after it: open again for a moment
             await stream.send_all(request("/"))
             assert (await read_response(stream)).endswith(b"hello")
+
+
+async def test_a_client_waiting_for_100_continue_hears_it_at_once() -> None:
+    # curl sends `Expect: 100-continue` for bodies over 1 KiB and waits for the 100 before
+    # the body: a 100 held back for the next piece would stall every such request.
+    async with server() as (port, _stop):
+        async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+            head = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+            await stream.send_all(f"{head}Expect: 100-continue\r\n\r\n".encode())
+            with trio.fail_after(NO_CLOSE / 2):
+                seen = await stream.receive_some()
+            assert seen.startswith(b"HTTP/1.1 100")
+            await stream.send_all(b"howdy")
+            assert (await read_response(stream)).endswith(b"howdy")
 
 
 async def test_an_empty_body_still_sends_its_head() -> None:
