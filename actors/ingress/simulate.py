@@ -86,14 +86,15 @@ def push_message(ctx: IngressContext, channel: str, sender: str, text: str) -> i
     return conversation_id
 
 
-def simulated_lead(ctx: IngressContext, key: str) -> dict[str, Any] | None:
-    """The lead card of one simulated person on WhatsApp (the demo's channel), as the chat
-    shows a visitor theirs: only what that conversation collected; None before it exists."""
-    conversation = conversations.find_active(ctx.db, "whatsapp", key)
-    if conversation is None:
+def simulated_lead(ctx: IngressContext, said: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The lead card of the simulated person whose messages are `said` (oldest first), for
+    their newest conversation, as the chat shows a visitor theirs: only what that
+    conversation collected; None before they wrote."""
+    if not said:
         return None
-    lead = leads.for_conversation(ctx.db, conversation.id)
-    return lead_json(LeadView.of(lead, conversation.id, "whatsapp"))
+    conversation_id, channel = said[-1]["conversation_id"], said[-1]["channel"]
+    lead = leads.for_conversation(ctx.db, conversation_id)
+    return lead_json(LeadView.of(lead, conversation_id, channel))
 
 
 def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
@@ -144,7 +145,7 @@ def create_simulate_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint
         key = None if who is None else SIMULATED + who
         data: dict[str, Any] = dict(sandbox.summary(db, key))
         if key is not None:
-            data["lead"] = simulated_lead(ctx, key)
+            data["lead"] = simulated_lead(ctx, data["mensajes"])
         return json_response({"success": True, "data": data})
 
     @bp.delete("/api/simulate/sandbox")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,30 @@ async def test_demo_mode_opens_the_demo_but_each_visitor_sees_only_their_own(
         assert len(simulated) == 3
         r = await client.delete("/api/simulate/sandbox", headers={"X-CSRF-Token": csrf})
         assert r.json() == {"success": True, "eliminadas": 3}
+
+
+async def test_a_simulated_person_sees_their_own_lead_card_on_any_channel(
+    tmp_path: Path,
+) -> None:
+    async with running_suite(make_settings(tmp_path, DEMO_MODE="1")) as (suite, client):
+        assert suite.db is not None
+        for channel, who, text in (
+            ("instagram", "rocio", "Soy Rocío, quiero una mantención en Ñuñoa"),
+            ("whatsapp", "pablo", "Hola, soy Pablo"),
+        ):
+            r = await client.post(f"/api/simulate/{channel}", json={"de": who, "mensaje": text})
+            assert r.status_code == 202, r.text
+        await settled(suite.db)
+        view = (await client.get("/api/simulate/sandbox", params={"de": "rocio"})).json()
+        lead = view["data"]["lead"]
+        assert lead["nombre"] == "Rocío" and lead["canal"] == "instagram"
+        assert lead["comuna"] == "Ñuñoa"
+        # a second simulated person sees only theirs
+        other = (await client.get("/api/simulate/sandbox", params={"de": "pablo"})).json()
+        assert other["data"]["lead"]["nombre"] == "Pablo"
+        assert "Ñuñoa" not in json.dumps(other["data"], ensure_ascii=False)
+        nobody = (await client.get("/api/simulate/sandbox", params={"de": "nadie"})).json()
+        assert nobody["data"]["lead"] is None
 
 
 async def test_the_public_chat_can_neither_enter_nor_reset_the_sandbox(tmp_path: Path) -> None:
