@@ -292,6 +292,23 @@ _HOSTNAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+def _postgres_url_problem(raw: str) -> str | None:
+    """What is wrong with a DATABASE_URL, in words that never repeat it; None when nothing."""
+    shape = "must be a postgresql://user:password@host:port/database URL"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises for a port that is not a number or out of range
+    except ValueError:
+        return f"{shape} (its host or port cannot be read; the port is 1-65535)"
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        return shape
+    if port == 0:
+        return "its port must be 1-65535"
+    if re.search(r"(^|&)password=", parts.query):
+        return "put the password in the URL's user part (user:password@host), not in ?password="
+    return None
+
+
 def database_password(url: str | None) -> str | None:
     """The password inside a DATABASE_URL (as the server gets it), to keep it out of logs."""
     password = urlsplit(url).password if url else None
@@ -422,18 +439,14 @@ class _Reader:
         return raw
 
     def postgres_url(self, name: str) -> str | None:
+        """A postgresql:// URL; its problems are said without echoing it (it holds a
+        password)."""
         raw = self._raw(name)
         if raw is None:
             return None
-        parts = urlsplit(raw)
-        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-            # The value holds a password: never echo it.
-            self._problem(name, "must be a postgresql://user:password@host:port/database URL")
-            return None
-        try:
-            parts.port  # noqa: B018 - raises for a port that is not a number
-        except ValueError:
-            self._problem(name, "its port must be a number")
+        problem = _postgres_url_problem(raw)
+        if problem is not None:
+            self._problem(name, problem)
             return None
         return raw
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from time import monotonic
@@ -47,7 +47,7 @@ class Location:
     port: int
     database: str
     user: str | None
-    password: str | None
+    password: str | None = field(repr=False)  # kept out of a logged or printed Location
 
     def __str__(self) -> str:
         who = f"{self.user}@" if self.user else ""

@@ -89,7 +89,13 @@ def test_a_postgresql_url_selects_postgresql_and_its_password_is_a_secret(tmp_pa
     assert s.database_url == url
     assert {url, "p@ss-KNOWN"} <= set(s.secrets())
     assert load_settings({}, env_file=tmp_path / "n").database_url is None
-    for wrong in ("mysql://ia:p%40ss-KNOWN@db/ventas", "postgresql://ia:p%40ss-KNOWN@db:x/v"):
+    for wrong in (
+        "mysql://ia:p%40ss-KNOWN@db/ventas",
+        "postgresql://ia:p%40ss-KNOWN@db:x/v",
+        "postgresql://ia:p%40ss-KNOWN@[::1/v",  # urlsplit's ValueError, not a traceback
+        "postgresql://ia:p%40ss-KNOWN@db:99999/v",
+        "postgresql://ia@db/v?password=p%40ss-KNOWN",  # a password database_password misses
+    ):
         with pytest.raises(ConfigProblem) as caught:
             load_settings({"DATABASE_URL": wrong}, env_file=tmp_path / "n")
         assert [p[1] for p in caught.value.problems] == ["DATABASE_URL"]

@@ -239,6 +239,7 @@ def test_the_url_password_never_shows_in_locations_or_errors() -> None:
     where = location(url)
     assert where.password == KNOWN_PASSWORD
     assert str(where) == "postgresql://ia@127.0.0.1:9/ventas"
+    assert KNOWN_PASSWORD not in repr(where) and KNOWN_PASSWORD not in f"{where!r} {[where]}"
     assert redact(f"bad {KNOWN_PASSWORD} and {url}", KNOWN_PASSWORD).count("***") == 2
     with pytest.raises(StoreUnavailable) as caught:
         PostgresStore.open(url)  # nothing listens on port 9
