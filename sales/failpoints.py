@@ -7,7 +7,8 @@ Armed only through `IA_FAILPOINTS`, a comma-separated list of `name[@item][:Erro
   id: a webhook's message or receipt id); the item may not hold `,`, `:` or `=`.
 - `name:Error` raises that exception instead of `InjectedFault`: a built-in one
   (`TypeError`, `OverflowError`: a bug of ours) or an apsw one (`BusyError`, `FullError`:
-  a store that cannot write).
+  a store that cannot write), raised as the store raises it (store/errors.py: a
+  `StoreUnavailable` of that kind).
 
 Several rules for one place are tried in the order written; the first that matches and has
 firings left fires ("webhook.store:BusyError=1,webhook.store:TypeError=1": busy, then a bug).
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass
 
 import apsw
+
+from store.sqlite import translate
 
 from .errors import ConfigProblem, InjectedFault
 
@@ -95,4 +98,7 @@ class Failpoints:
                 if rule.left <= 0:
                     continue
                 rule.left -= 1
-            raise rule.error(f"failpoint {name} fired" + (f" for {item}" if item else ""))
+            error = rule.error(f"failpoint {name} fired" + (f" for {item}" if item else ""))
+            if isinstance(error, apsw.Error):
+                translate(error)
+            raise error

@@ -23,7 +23,7 @@ import psycopg
 import psycopg.errors
 
 from .base import Params, Row, StoreStatistics, WriteFailure, utc_now
-from .errors import ConstraintError, StoreError, StoreUnavailable
+from .errors import ConstraintError, DataError, StoreError, StoreUnavailable
 from .migrations import MIGRATIONS
 from .pg_schema import POSTGRES_MIGRATIONS
 
@@ -265,6 +265,8 @@ def translate(exc: psycopg.Error, password: str | None) -> NoReturn:
     kind = type(exc).__name__
     if isinstance(exc, psycopg.IntegrityError):
         raise ConstraintError(message, kind) from exc
+    if isinstance(exc, psycopg.DataError):
+        raise DataError(message, kind) from exc
     if isinstance(exc, UNAVAILABLE):
         raise StoreUnavailable(message, kind) from exc
     raise StoreError(message, kind) from exc

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import Any, NoReturn
 
 import apsw
 
 from .base import Params, Row, StoreStatistics, WriteFailure, utc_now
+from .errors import ConstraintError, DataError, StoreError, StoreUnavailable
 from .migrations import MIGRATIONS
 from .text import fold
 
@@ -36,6 +37,8 @@ WRITE_FAILURES: tuple[type[apsw.Error], ...] = (
     apsw.CorruptError,
     apsw.NotADBError,
 )
+# apsw errors that say a value was refused (too big, wrong type, out of range): the data's.
+DATA_ERRORS: tuple[type[apsw.Error], ...] = (apsw.MismatchError, apsw.TooBigError, apsw.RangeError)
 
 
 class SqliteDatabase:
@@ -65,16 +68,21 @@ class SqliteDatabase:
             return
         self._depth += 1
         try:
-            self.connection.execute("BEGIN IMMEDIATE")
+            self._write("BEGIN IMMEDIATE", ())
             try:
                 yield
-                self.connection.execute("COMMIT")
-            except BaseException:
+            except BaseException:  # what the body raised goes on as it is
                 if self.connection.in_transaction:
                     self.connection.execute("ROLLBACK")
                 raise
-        except WRITE_FAILURES as exc:
-            self._write_failed(exc)
+            try:
+                self._write("COMMIT", ())
+            except StoreError:
+                if self.connection.in_transaction:
+                    self.connection.execute("ROLLBACK")
+                raise
+        except StoreUnavailable as exc:  # BEGIN, COMMIT, or a statement inside
+            self.last_write_failure = self.last_write_failure or _write_failure(exc)
             raise
         else:
             self.last_write_failure = None
@@ -112,7 +120,11 @@ class SqliteDatabase:
     def returning(self, sql: str, params: Params = ()) -> Any:
         """A write with its own RETURNING clause: the first value of the first row, None when
         it wrote nothing (ON CONFLICT DO NOTHING, an UPDATE that matched no row)."""
-        rows = self._write(sql, params).fetchall()  # stepped to its end: the statement is done
+        cursor = self._write(sql, params)
+        try:
+            rows = cursor.fetchall()  # stepped to its end: the statement is done
+        except apsw.Error as exc:  # a row after the first broke a constraint
+            translate(exc)
         return rows[0][0] if rows else None
 
     def changes(self, sql: str, params: Params = ()) -> int:
@@ -124,7 +136,9 @@ class SqliteDatabase:
             cursor = self.connection.execute(sql, params)
         except WRITE_FAILURES as exc:
             self._write_failed(exc)
-            raise
+            translate(exc)
+        except apsw.Error as exc:
+            translate(exc)
         if not self._depth:
             self.last_write_failure = None
         return cursor
@@ -153,20 +167,29 @@ class SqliteDatabase:
         return rows[0] if rows else None
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
-        cursor = self.connection.execute(sql, params)
         try:
-            names = [d[0] for d in cursor.get_description()]
-        except apsw.ExecutionCompleteError:  # no rows at all
-            return []
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+            cursor = self.connection.execute(sql, params)
+            try:
+                names = [d[0] for d in cursor.get_description()]
+            except apsw.ExecutionCompleteError:  # no rows at all
+                return []
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+        except apsw.Error as exc:
+            translate(exc)
 
     def scalar(self, sql: str, params: Params = ()) -> Any:
-        row = self.connection.execute(sql, params).fetchone()
+        try:
+            row = self.connection.execute(sql, params).fetchone()
+        except apsw.Error as exc:
+            translate(exc)
         return None if row is None else row[0]
 
     def rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Every row as a tuple (for a few columns unpacked in a loop)."""
-        return list(self.connection.execute(sql, params))
+        try:
+            return list(self.connection.execute(sql, params))
+        except apsw.Error as exc:
+            translate(exc)
 
     def schema_version(self) -> int:
         return int(self.scalar("PRAGMA user_version"))
@@ -184,13 +207,35 @@ class SqliteDatabase:
         self.connection.close()
 
 
-def _write_failure(exc: apsw.Error) -> WriteFailure:
-    return WriteFailure(type(exc).__name__, str(exc)[:200], utc_now(), monotonic())
+def translate(exc: apsw.Error) -> NoReturn:
+    """Raise the store's error for apsw's (store/errors.py, the same as on PostgreSQL);
+    `kind` keeps apsw's name, and apsw's error stays the cause."""
+    kind, message = type(exc).__name__, str(exc)
+    if isinstance(exc, apsw.ConstraintError):
+        raise ConstraintError(message, kind) from exc
+    if isinstance(exc, WRITE_FAILURES):
+        raise StoreUnavailable(message, kind) from exc
+    if isinstance(exc, DATA_ERRORS):
+        raise DataError(message, kind) from exc
+    raise StoreError(message, kind) from exc
+
+
+def _write_failure(exc: apsw.Error | StoreError) -> WriteFailure:
+    kind = exc.kind if isinstance(exc, StoreError) else type(exc).__name__
+    return WriteFailure(kind, str(exc)[:200], utc_now(), monotonic())
 
 
 def open_database(path: Path) -> SqliteDatabase:
-    """Open (creating the folder), set the pragmas and apply pending migrations."""
+    """Open (creating the folder), set the pragmas and apply pending migrations; a file
+    that cannot be opened or migrated raises a `StoreError` (an `OSError` for the folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open(path)
+    except apsw.Error as exc:
+        translate(exc)
+
+
+def _open(path: Path) -> SqliteDatabase:
     # Every statement the suite runs stays prepared (apsw's default keeps 100, fewer than
     # the suite's distinct statements: re-preparing cost up to 0.1 ms a query).
     connection = apsw.Connection(str(path), statementcachesize=STATEMENT_CACHE)

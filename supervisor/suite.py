@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
-import apsw
 import trio
 
 from actors import backup, classifier, conversation, ingress, notifier
@@ -48,6 +47,7 @@ from sales.settings import Settings
 from store import backups, maintenance, prompts
 from store.backups import BackupError
 from store.db import Database, from_text, open_database, utc_now
+from store.errors import StoreError
 
 from . import control
 from .logs import Redactor
@@ -284,7 +284,7 @@ class Suite:
                 # One suite per database file: `restore` and a second instance see the claim.
                 claim.enter_context(backups.held(path))
                 self.db = open_database(path)
-            except (OSError, apsw.Error, BackupError) as exc:
+            except (OSError, StoreError, BackupError) as exc:
                 raise startup_problem("DATABASE_PATH", path, exc) from None
             await self._run(task_status)
 

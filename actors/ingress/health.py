@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import apsw
 import psutil
 import trio
 from quart import Blueprint, Response
 
 from store import messages, outbox
 from store.db import Database, WriteFailure
+from store.errors import StoreError
 from supervisor.logs import Redactor, file_failures
 from supervisor.supervisor import ActorState, ActorStatistics
 
@@ -114,7 +114,7 @@ def overall(
     failing = any(a.state == ActorState.FAILED for a in actors)
     try:
         ctx.db.scalar("SELECT 1")
-    except apsw.Error as exc:
+    except StoreError as exc:
         failing = True
         reasons.append(f"la base de datos no responde ({type(exc).__name__})")
     reasons += writes.unwritable() + writes.failed_writes() + writes.low_disk()

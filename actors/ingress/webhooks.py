@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import apsw
 import trio
 from quart import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -38,6 +37,7 @@ from actors.messages import InboundMessage
 from sales.channels import MESSAGING
 from sales.failpoints import Failpoints
 from store import conversations, messages, outbox, unsupported
+from store.errors import ConstraintError, DataError, StoreError
 from store.unsupported import UnsupportedEvent
 
 from .context import IngressContext
@@ -257,8 +257,7 @@ def _store_failure(exc: Exception) -> bool:
     """The store cannot write now (busy, locked, full, read-only, I/O): never one item's fault,
     so the batch gets a 500 and Meta delivers it again. A constraint or a value the database
     refuses is the item's (a bug of ours, or a value no check foresaw)."""
-    item_errors = (apsw.ConstraintError, apsw.MismatchError, apsw.TooBigError, apsw.RangeError)
-    return isinstance(exc, apsw.Error) and not isinstance(exc, item_errors)
+    return isinstance(exc, StoreError) and not isinstance(exc, (ConstraintError, DataError))
 
 
 def _record_failure(ctx: IngressContext, item: Item, exc: Exception) -> None:
