@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+
+from store.postgres import location
 
 from .errors import ConfigProblem
 
@@ -311,8 +313,7 @@ def _postgres_url_problem(raw: str) -> str | None:
 
 def database_password(url: str | None) -> str | None:
     """The password inside a DATABASE_URL (as the server gets it), to keep it out of logs."""
-    password = urlsplit(url).password if url else None
-    return unquote(password) if password else None
+    return location(url).password if url else None
 
 
 def web_origin(text: str) -> str | None:

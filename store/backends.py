@@ -132,7 +132,11 @@ class PostgresStore:
             timeout=CONNECT_TIMEOUT,
             name="store",
         )
-        pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        try:
+            pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        except psycopg_pool.PoolTimeout as exc:  # the server went away since the migration
+            pool.close()
+            raise _no_connection(where) from exc
         return cls(pool, where)
 
     async def call(
@@ -154,9 +158,7 @@ class PostgresStore:
             with self._pool.connection(timeout=CONNECT_TIMEOUT) as conn:
                 yield PostgresDatabase(conn, self._where, self._writes)
         except psycopg_pool.PoolTimeout as exc:
-            raise StoreUnavailable(
-                f"no connection to {self._where} within {CONNECT_TIMEOUT:.0f} s", "PoolTimeout"
-            ) from exc
+            raise _no_connection(self._where) from exc
 
     @property
     def last_write_failure(self) -> WriteFailure | None:
@@ -164,6 +166,12 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _no_connection(where: Location) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"no connection to {where} within {CONNECT_TIMEOUT:.0f} s", "PoolTimeout"
+    )
 
 
 def open_store(database_path: Path, database_url: str | None = None) -> Store:

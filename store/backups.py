@@ -70,12 +70,12 @@ def take(db_path: Path, backup_dir: Path, now: datetime | None = None) -> Backup
         return BackupResult(
             None,
             0,
-            _ms_since(started),
+            ms_since(started),
             False,
             f"{type(exc).__name__}: {exc}",
             to_text(at),
         )
-    return BackupResult(final, final.stat().st_size, _ms_since(started), True, None, to_text(at))
+    return BackupResult(final, final.stat().st_size, ms_since(started), True, None, to_text(at))
 
 
 def integrity_problem(path: Path) -> str | None:
@@ -183,5 +183,6 @@ def restore(db_path: Path, source: Path) -> Path | None:
     return kept
 
 
-def _ms_since(started: float) -> int:
+def ms_since(started: float) -> int:
+    """Milliseconds since `started` (a `time.monotonic()`), for a BackupResult."""
     return int((time.monotonic() - started) * 1000)

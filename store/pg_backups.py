@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from .backups import BackupError, BackupResult
+from .backups import BackupError, BackupResult, ms_since
 from .db import to_text
 from .postgres import location, redact, url_without_password
 
@@ -36,8 +36,8 @@ def take(url: str, backup_dir: Path, now: datetime | None = None) -> BackupResul
         _dump(url, final, backup_dir)
     except (OSError, BackupError) as exc:
         message = redact(str(exc), location(url).password)
-        return BackupResult(None, 0, _ms_since(started), False, message, to_text(at))
-    return BackupResult(final, final.stat().st_size, _ms_since(started), True, None, to_text(at))
+        return BackupResult(None, 0, ms_since(started), False, message, to_text(at))
+    return BackupResult(final, final.stat().st_size, ms_since(started), True, None, to_text(at))
 
 
 def dump_problem(path: Path) -> str | None:
@@ -134,7 +134,3 @@ def _program(name: str) -> str:
 def _first_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[0][:300] if lines else "no message"
-
-
-def _ms_since(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)

@@ -21,9 +21,8 @@ from sales.business import BusinessConfig
 from sales.errors import ConfigProblem
 from sales.settings import Settings, load_settings
 from store import backups, legacy_import, pg_backups, postgres
-from store.backends import Store, open_store
+from store.backends import CONNECT_TIMEOUT, Store, open_store
 from store.backups import BackupError
-from store.db import open_database
 from store.errors import StoreError
 
 from . import control, logview
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cli")
 
-CHECK_TIMEOUT = 5  # seconds check-config waits for the PostgreSQL server
 EXIT_OK = 0
 EXIT_GAVE_UP = 1
 EXIT_CONFIG = 2
@@ -108,31 +106,24 @@ def cmd_backup() -> int:
     settings = _settings_only()
     if isinstance(settings, int):
         return settings
-    if settings.database_url:
-        return _backup_postgres(settings, settings.database_url)
-    if not settings.database_path.exists():
+    url = settings.database_url
+    if not url and not settings.database_path.exists():
         print(f"ia-comercial: {settings.database_path}: no such database", file=sys.stderr)
         return EXIT_CONFIG
-    result = backups.take(settings.database_path, settings.backup_dir)
-    db = open_database(settings.database_path)
-    try:
-        backups.record(db, result)
-    finally:
-        db.close()
-    return _backup_done(settings, result, "integrity ok")
-
-
-def _backup_postgres(settings: Settings, url: str) -> int:
-    store = _open_store(settings)
+    store = _open_store(settings)  # a file that is no database is told here, not raised
     if isinstance(store, int):
         return store
     try:
-        result = pg_backups.take(url, settings.backup_dir)
+        if url:
+            result, checked = pg_backups.take(url, settings.backup_dir), "pg_restore --list ok"
+        else:
+            result = backups.take(settings.database_path, settings.backup_dir)
+            checked = "integrity ok"
         with store.connection() as db:
             backups.record(db, result)
     finally:
         store.close()
-    return _backup_done(settings, result, "pg_restore --list ok")
+    return _backup_done(settings, result, checked)
 
 
 def _backup_done(settings: Settings, result: backups.BackupResult, checked: str) -> int:
@@ -345,7 +336,7 @@ def _store_state(settings: Settings) -> tuple[bool, str]:
         return True, f"OK  store: SQLite {settings.database_path} ({state})"
     where = postgres.location(settings.database_url)
     try:
-        version = postgres.reach(settings.database_url, CHECK_TIMEOUT)
+        version = postgres.reach(settings.database_url, CONNECT_TIMEOUT)
     except StoreError as exc:
         return False, f"FAIL store: PostgreSQL {where}: not reachable ({exc})"
     schema = f"schema version {version}" if version else "empty (migrated on first use)"
@@ -357,8 +348,9 @@ def _open_store(settings: Settings) -> Store | int:
     try:
         return open_store(settings.database_path, settings.database_url)
     except StoreError as exc:
-        where = postgres.location(settings.database_url or "")
-        print(f"ia-comercial: store PostgreSQL {where}: {exc}", file=sys.stderr)
+        url = settings.database_url
+        where = f"PostgreSQL {postgres.location(url)}" if url else str(settings.database_path)
+        print(f"ia-comercial: store {where}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -15,7 +15,8 @@ CLI = [sys.executable, "-m", "supervisor.cli"]
 
 
 def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "PORT"))}
+    skipped = ("OPENAI", "PORT", "DATABASE_URL")  # a developer's own settings stay out
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(skipped)}
     environment.update({"SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"), **env})
     return subprocess.run(
         [*CLI, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=60
@@ -159,11 +160,15 @@ def test_bad_lead_rules_and_alert_settings_name_their_fields(tmp_path: Path) -> 
     assert "Traceback" not in r.stderr
 
 
-def test_the_store_in_use_is_named_and_reached_without_its_password(tmp_path: Path) -> None:
+def test_the_sqlite_store_in_use_is_named(tmp_path: Path) -> None:
     business = str(ROOT / "config" / "business.json")
     r = cli(["check-config"], tmp_path, BUSINESS_CONFIG=business, DATABASE_PATH="db/x.db")
     assert r.returncode == 0, r.stderr
     assert "OK  store: SQLite db/x.db (created on first run)" in r.stdout
+
+
+def test_the_store_in_use_is_named_and_reached_without_its_password(tmp_path: Path) -> None:
+    business = str(ROOT / "config" / "business.json")
     password = "pw-KNOWN-check-config"
     with postgres_schema() as url:
         # The test server trusts 127.0.0.1: the password is sent, and never shown.

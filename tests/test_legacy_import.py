@@ -176,3 +176,17 @@ def test_a_file_that_is_not_the_original_database_is_refused_clearly(tmp_path: P
     r = cli(tmp_path, "import-legacy", str(other))
     assert r.returncode == 2 and "not the original system's schema" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_store_file_that_is_no_database_is_told_in_one_line(tmp_path: Path) -> None:
+    """`backup` and `import-legacy` on a DATABASE_PATH that holds something else: the file and
+    SQLite's reason, exit 1, no traceback (backup raised one)."""
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "leads.db").write_text("no es una base de datos")
+    original = tmp_path / "original.db"
+    original_database(original)
+    for args in (("backup",), ("import-legacy", str(original))):
+        r = cli(tmp_path, *args, BACKUP_DIR=str(tmp_path / "backups"))
+        assert r.returncode == 1, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert f"store {tmp_path / 'db' / 'leads.db'}: file is not a database" in r.stderr

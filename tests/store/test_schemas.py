@@ -1,5 +1,6 @@
 """SQLite's and PostgreSQL's schemas cannot drift apart: the same tables, columns (with
-their kind of value and whether they may be empty) and indexes. A SQLite migration merged
+their kind of value and whether they may be empty), indexes, unique keys (their columns,
+and whether partial) and foreign keys (with what a delete does). A SQLite migration merged
 without its PostgreSQL twin (store/pg_schema.py) fails here."""
 
 from __future__ import annotations
@@ -52,6 +53,49 @@ def postgres_schema(db: Database) -> tuple[Schema, set[str]]:
     return tables, indexes
 
 
+Keys = set[tuple[str, tuple[str, ...], bool]]  # table, columns, partial
+Refs = set[tuple[str, str, str, str]]  # table, column, referenced table, on delete
+PG_ON_DELETE = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL"}
+
+
+def sqlite_keys(db: Database, tables: Schema) -> tuple[Keys, Refs]:
+    keys: Keys = set()
+    refs: Refs = set()
+    for table in tables:
+        for _seq, name, unique, origin, partial in db.rows(f"PRAGMA index_list({table})"):
+            if unique and origin != "pk":
+                columns = tuple(str(c) for _n, _cid, c in db.rows(f"PRAGMA index_info({name})"))
+                keys.add((table, columns, bool(partial)))
+        for row in db.rows(f"PRAGMA foreign_key_list({table})"):
+            refs.add((table, str(row[3]), str(row[2]), str(row[6])))
+    return keys, refs
+
+
+def postgres_keys(db: Database) -> tuple[Keys, Refs]:
+    keys = {
+        (str(table), tuple(columns), bool(partial))
+        for table, columns, partial in db.rows(
+            "SELECT t.relname, (SELECT array_agg(a.attname ORDER BY k.n)"
+            "   FROM unnest(i.indkey) WITH ORDINALITY k(attnum, n)"
+            "   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),"
+            " i.indpred IS NOT NULL"
+            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
+            " WHERE t.relnamespace = current_schema()::regnamespace"
+            " AND i.indisunique AND NOT i.indisprimary"
+        )
+    }
+    refs = {
+        (str(table), str(column), str(target), PG_ON_DELETE[str(rule)])
+        for table, column, target, rule in db.rows(
+            "SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text,"
+            " c.confdeltype FROM pg_constraint c"
+            " JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)"
+            " WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace"
+        )
+    }
+    return keys, refs
+
+
 def test_every_sqlite_migration_has_a_postgresql_twin() -> None:
     assert max(POSTGRES_MIGRATIONS) == len(MIGRATIONS)
 
@@ -59,9 +103,13 @@ def test_every_sqlite_migration_has_a_postgresql_twin() -> None:
 def test_both_backends_have_the_same_tables_columns_and_indexes(tmp_path: Path) -> None:
     with open_test_store("sqlite", tmp_path) as lite, lite.connection() as db:
         sqlite_tables, sqlite_indexes = sqlite_schema(db)
+        sqlite_unique, sqlite_refs = sqlite_keys(db, sqlite_tables)
     with open_test_store("postgresql", tmp_path) as pg, pg.connection() as db:
         pg_tables, pg_indexes = postgres_schema(db)
+        pg_unique, pg_refs = postgres_keys(db)
     assert sorted(pg_tables) == sorted(sqlite_tables)
     for table, columns in sqlite_tables.items():
         assert pg_tables[table] == columns, table
     assert pg_indexes == sqlite_indexes
+    assert sqlite_unique and pg_unique == sqlite_unique
+    assert sqlite_refs and pg_refs == sqlite_refs
