@@ -15,37 +15,12 @@ backend (pragmas, WAL, backup, the migrations runner, SQL functions) stays in it
 
 from __future__ import annotations
 
-from .base import (
-    Database,
-    Params,
-    Row,
-    StoreStatistics,
-    WriteFailure,
-    from_text,
-    to_text,
-    utc_after,
-    utc_now,
-)
-from .sqlite import (
-    BUSY_TIMEOUT_MS,
-    STATEMENT_CACHE,
-    WRITE_FAILURES,
-    WRITE_PROBE_BUSY_TIMEOUT_MS,
-    SqliteDatabase,
-    migrate,
-    open_database,
-)
+from .base import Database, WriteFailure, from_text, to_text, utc_after, utc_now
+from .sqlite import BUSY_TIMEOUT_MS, migrate, open_database
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
-    "STATEMENT_CACHE",
-    "WRITE_FAILURES",
-    "WRITE_PROBE_BUSY_TIMEOUT_MS",
     "Database",
-    "Params",
-    "Row",
-    "SqliteDatabase",
-    "StoreStatistics",
     "WriteFailure",
     "from_text",
     "migrate",

@@ -88,21 +88,31 @@ def postgres_schema() -> Iterator[str]:
 
 
 @contextmanager
-def open_test_store(backend: str, tmp_path: Path) -> Iterator[Store]:
-    """A fresh, migrated store on `backend`, closed after."""
+def fresh_store_and_env(
+    backend: str, tmp_path: Path, pool_size: int = 4
+) -> Iterator[tuple[Store, dict[str, str]]]:
+    """A fresh, migrated store on `backend`, closed after, and the environment that points
+    a CLI or a suite at it (DATABASE_PATH is `make_settings`'s and the CLI helpers')."""
     if backend == "sqlite":
         sqlite = SqliteStore(open_database(tmp_path / "db" / "leads.db"))
         try:
-            yield sqlite
+            yield sqlite, {}
         finally:
             sqlite.close()
         return
     with postgres_schema() as url:
-        postgres = PostgresStore.open(url, pool_size=4)
+        postgres = PostgresStore.open(url, pool_size=pool_size)
         try:
-            yield postgres
+            yield postgres, {"DATABASE_URL": url}
         finally:
             postgres.close()
+
+
+@contextmanager
+def open_test_store(backend: str, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, migrated store on `backend`, closed after."""
+    with fresh_store_and_env(backend, tmp_path) as (store, _env):
+        yield store
 
 
 @pytest.fixture(params=BACKENDS)

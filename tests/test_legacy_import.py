@@ -7,17 +7,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
 import pytest
 
 from store import lead_reports
-from store.backends import PostgresStore, SqliteStore, Store
 from store.db import Database, open_database
-from tests.conftest import BACKENDS, postgres_schema
+from tests.conftest import BACKENDS, fresh_store_and_env
 
 ORIGINAL_SCHEMA = """
 CREATE TABLE leads (
@@ -88,27 +85,12 @@ def cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess
     )
 
 
-@contextmanager
-def target(backend: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], Store]]:
-    """The environment that points the CLI at a fresh store on `backend`, and that store."""
-    if backend == "sqlite":
-        store = SqliteStore(open_database(tmp_path / "db" / "leads.db"))
-        try:
-            yield {}, store
-        finally:
-            store.close()
-        return
-    with postgres_schema() as url:
-        postgres = PostgresStore.open(url, pool_size=1)
-        try:
-            yield {"DATABASE_URL": url}, postgres
-        finally:
-            postgres.close()
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_import_twice_adds_nothing_the_second_time(tmp_path: Path, backend: str) -> None:
-    with target(backend, tmp_path) as (env, store), store.connection() as db:
+    with (
+        fresh_store_and_env(backend, tmp_path, pool_size=1) as (store, env),
+        store.connection() as db,
+    ):
         imported_twice(tmp_path, env, db)
 
 
@@ -190,3 +172,17 @@ def test_a_store_file_that_is_no_database_is_told_in_one_line(tmp_path: Path) ->
         assert r.returncode == 1, (args, r.stderr)
         assert "Traceback" not in r.stderr
         assert f"store {tmp_path / 'db' / 'leads.db'}: file is not a database" in r.stderr
+
+
+def test_import_creates_the_store_when_there_is_none_yet(tmp_path: Path) -> None:
+    """A user's first command on a new server may be `import-legacy`: the SQLite store is
+    created and migrated by it."""
+    original = tmp_path / "original.db"
+    original_database(original)
+    r = cli(tmp_path, "import-legacy", str(original))
+    assert r.returncode == 0, r.stderr
+    db = open_database(tmp_path / "db" / "leads.db")
+    try:
+        assert db.scalar("SELECT count(*) FROM leads") == 3
+    finally:
+        db.close()
