@@ -325,7 +325,8 @@ def cmd_check_config() -> int:
     )
     reachable, store_line = _store_state(settings)
     print(store_line)
-    print(f"    logs {settings.log_dir}, http://{settings.host}:{settings.port}, brain {brain}")
+    where = f"http://{settings.host}:{settings.port}"
+    print(f"    log folder {settings.log_dir}, serving {where}, brain {brain}")
     return EXIT_OK if reachable else EXIT_FAILED
 
 
