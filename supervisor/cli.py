@@ -365,25 +365,10 @@ def cmd_run() -> int:
     from .startup import startup_problem
     from .suite import Suite
 
-    if settings.database_url:
-        # The actors still call the store on the trio thread; on PostgreSQL every call
-        # would block the event loop on the network (they move to Store.call first).
-        return _refuse(
-            ConfigProblem(
-                [
-                    (
-                        "environment",
-                        "DATABASE_URL",
-                        "the suite does not run on PostgreSQL yet (check-config, import-legacy,"
-                        " backup and restore do); unset it to run on DATABASE_PATH",
-                    )
-                ]
-            )
-        )
-
     try:
-        with backups.held(settings.database_path):
-            pass  # the suite takes the claim for good once it runs
+        if not settings.database_url:  # SQLite only: PostgreSQL has no file to claim
+            with backups.held(settings.database_path):
+                pass  # the suite takes the claim for good once it runs
         _check_port(settings)
     except (OSError, BackupError) as exc:
         return _refuse(startup_problem("DATABASE_PATH", settings.database_path, exc))

@@ -14,8 +14,9 @@
                               │ classifier │───►│ notifier │──► Graph API, SMTP, webhooks,
                               │  (sweeps)  │    └──────────┘    follow-ups
                               └────────────┘
-       store: checkpoints      backup: snapshots the store on a schedule
-                            store/ (apsw SQLite — the source of truth)
+       store: checkpoints (SQLite) or       backup: snapshots the store on a schedule
+              reconnects (PostgreSQL)
+                  store/ (apsw SQLite or PostgreSQL — the source of truth)
 
 The supervisor owns the memory channels: `Channels` is created here, once, and the same
 ends are handed to every incarnation of an actor, so a restart never breaks a neighbour.
@@ -42,16 +43,19 @@ from actors.messages import InboundMessage, NotifierNotice
 from actors.statistics import LLMStatistics, NotifierStatistics
 from sales.business import BusinessConfig
 from sales.classify import ClassifierStatistics
+from sales.errors import ConfigProblem
 from sales.failpoints import Failpoints
 from sales.settings import Settings
-from store import backups, maintenance, prompts
+from store import backups, maintenance, pg_loop, postgres, prompts
 from store.backups import BackupError
 from store.db import Database, from_text, open_database, utc_now
 from store.errors import StoreError
+from store.pg_loop import LoopDatabase
 
 from . import control
 from .logs import Redactor
 from .rules import model_brain, strategy_text, turn_rules
+from .specs import ActorMain
 from .startup import startup_problem, suite_version
 from .supervisor import ActorStatistics, ChildSpec, Supervisor
 from .systemd import SystemdNotifier
@@ -163,7 +167,9 @@ class Suite:
             "backup": asdict(self.backup_stats),
             "classifier": asdict(self.classifier_stats),
             "notifier": asdict(self.notifier_stats),
-            "store": asdict(self.checkpoints),
+            "store": asdict(self.db.stats)
+            if isinstance(self.db, LoopDatabase)
+            else asdict(self.checkpoints),
             "ackFirst": asdict(self.ack_first.statistics()),
             "ingress": {"plainChatAnswers": self._plain_chat_answers()},
         }
@@ -278,8 +284,12 @@ class Suite:
             self.supervisor.shutdown()
 
     async def run(self, *, task_status: trio.TaskStatus[Suite] = trio.TASK_STATUS_IGNORED) -> None:
-        path = self.settings.database_path
+        path, url = self.settings.database_path, self.settings.database_url
         with ExitStack() as claim:
+            if url:  # no file to claim: several suites may share one server (cluster mode)
+                self.db = await open_postgres(url)
+                await self._run(task_status)
+                return
             try:
                 # One suite per database file: `restore` and a second instance see the claim.
                 claim.enter_context(backups.held(path))
@@ -339,11 +349,7 @@ class Suite:
         self.business_holders = [notifier_ctx, backup_ctx, ingress_ctx]
         return [
             # A checkpoint or a backup in a thread cannot be cancelled: give it time to end.
-            ChildSpec(
-                "store",
-                partial(maintenance.run, self.settings.database_path, self.checkpoints),
-                shutdown_timeout=30 * SECONDS,
-            ),
+            ChildSpec("store", self._store_keeper(db), shutdown_timeout=30 * SECONDS),
             ChildSpec("backup", partial(backup.run, backup_ctx), shutdown_timeout=60 * SECONDS),
             ChildSpec(
                 "notifier",
@@ -366,6 +372,13 @@ class Suite:
                 shutdown_timeout=12 * SECONDS,
             ),
         ]
+
+    def _store_keeper(self, db: Database) -> ActorMain:
+        """SQLite: WAL checkpoints off the event loop; PostgreSQL: the suite's connection
+        kept (found lost, reopened)."""
+        if isinstance(db, LoopDatabase):
+            return partial(pg_loop.keep_connected, db)
+        return partial(maintenance.run, self.settings.database_path, self.checkpoints)
 
     def _holders(
         self, db: Database
@@ -415,6 +428,15 @@ class Suite:
                 notifier_notices=self.channels.notifier_notices.send,
                 task_status=task_status,
             )
+
+
+async def open_postgres(url: str) -> LoopDatabase:
+    """The suite's connection to DATABASE_URL, migrated; a server that does not answer is
+    one start-up line naming DATABASE_URL (never its password)."""
+    try:
+        return await trio.to_thread.run_sync(LoopDatabase.open, url)
+    except StoreError as exc:
+        raise ConfigProblem([("DATABASE_URL", str(postgres.location(url)), str(exc))]) from None
 
 
 class _HoldsBusiness(Protocol):

@@ -183,12 +183,17 @@ def test_the_store_in_use_is_named_and_reached_without_its_password(tmp_path: Pa
     assert password not in r.stdout + r.stderr and "Traceback" not in r.stderr
 
 
-def test_run_refuses_postgresql_until_the_actors_call_through_the_store(tmp_path: Path) -> None:
+def test_run_on_a_postgresql_server_that_does_not_answer_is_one_line(tmp_path: Path) -> None:
     r = cli(
         ["run"],
         tmp_path,
         BUSINESS_CONFIG=str(ROOT / "config" / "business.json"),
-        DATABASE_URL="postgresql://ia:pw-KNOWN-run@127.0.0.1:9/ventas",
+        DATABASE_URL="postgresql://ia:pw-KNOWN-run@127.0.0.1:9/ventas",  # nothing on port 9
     )
-    assert r.returncode == 2 and "DATABASE_URL" in r.stderr
+    assert r.returncode == 2, r.stderr
+    [line] = [line for line in r.stderr.splitlines() if line.strip()]
+    assert line.startswith(
+        "ia-comercial: cannot start: DATABASE_URL: postgresql://ia@127.0.0.1:9/ventas: "
+    )
+    assert "Connection refused" in line
     assert "pw-KNOWN-run" not in r.stdout + r.stderr and "Traceback" not in r.stderr

@@ -1,6 +1,7 @@
 """The backup actor: every day at `BACKUP_TIME` (03:00, business time) an online backup of
-the live database (`store/backups.py`: `VACUUM INTO` on its own connection in a worker
-thread, then `integrity_check`), its result stored, and backups older than
+the live database in a worker thread (SQLite, `store/backups.py`: `VACUUM INTO` on its own
+connection, then `integrity_check`; PostgreSQL, `store/pg_backups.py`: `pg_dump`, then
+`pg_restore --list`), its result stored, and backups older than
 `BACKUP_KEEP_DAYS` removed (never the newest). A failed or overdue backup makes
 `/health/detailed` say `degraded`."""
 
@@ -16,7 +17,7 @@ import trio
 
 from sales.business import BusinessConfig
 from sales.settings import Settings
-from store import backups
+from store import backups, pg_backups
 from store.backups import BackupResult
 from store.db import Database, from_text
 
@@ -60,7 +61,14 @@ def next_run(after: datetime, at: str, zone: ZoneInfo) -> datetime:
 
 async def backup_now(ctx: BackupContext) -> BackupResult:
     s = ctx.settings
-    result = await trio.to_thread.run_sync(backups.take, s.database_path, s.backup_dir, ctx.clock())
+    if s.database_url:
+        result = await trio.to_thread.run_sync(
+            pg_backups.take, s.database_url, s.backup_dir, ctx.clock()
+        )
+    else:
+        result = await trio.to_thread.run_sync(
+            backups.take, s.database_path, s.backup_dir, ctx.clock()
+        )
     backups.record(ctx.db, result)
     if result.ok:
         ctx.stats.taken += 1

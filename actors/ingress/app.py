@@ -14,6 +14,8 @@ from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from store.errors import StoreUnavailable
+
 from .admin_auth import AdminAuth
 from .admin_business import create_business_blueprint
 from .admin_conversations import create_conversations_blueprint
@@ -22,7 +24,7 @@ from .admin_identity import create_identity_blueprint
 from .admin_leads import create_leads_blueprint
 from .admin_prompt import create_prompt_blueprint
 from .admin_unsupported import create_unsupported_blueprint
-from .chat import create_chat_blueprint
+from .chat import RETRY_AFTER_SECONDS, STORE_UNAVAILABLE, create_chat_blueprint
 from .context import IngressContext
 from .health import create_health_blueprint
 from .metrics import Metrics
@@ -255,6 +257,14 @@ def _error_handlers(app: QuartTrio) -> None:
     async def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         return error_response(status, _HTTP_MESSAGES.get(status, exc.name))
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(exc: StoreUnavailable) -> Response:
+        # The store cannot be reached or written now: retry later (Meta redelivers on 503).
+        log.warning("store unavailable for a request: %s", exc.kind)
+        response = error_response(503, STORE_UNAVAILABLE)
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

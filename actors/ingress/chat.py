@@ -5,7 +5,7 @@ actor and waits (bounded) for the reply; with `Accept: text/event-stream` the re
 as Server-Sent Events. The common request (a valid JSON body, no CORS, no stream) is taken
 by the plain-ASGI path in front of Quart (fast_chat.py), which runs the same `answer_plain`.
 A request never hangs and never shows a traceback: it gets the reply, the fallback reply,
-or 503 with Retry-After while the conversation actor is down."""
+or 503 with Retry-After while the conversation actor is down or the store does not answer."""
 
 from __future__ import annotations
 
@@ -32,6 +32,10 @@ REPLY_SLOT_BUFFER = 64
 HAND_OFF_TIMEOUT = 2.0  # seconds to queue a message for the conversation actor
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE = "El asistente se está reiniciando. Intenta de nuevo en unos segundos."
+# The store cannot be reached now (PostgreSQL restarting, the connection being reopened).
+STORE_UNAVAILABLE = (
+    "El asistente no puede guardar mensajes en este momento. Intenta de nuevo en unos segundos."
+)
 _SESSION_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")  # always with fullmatch: "$" allows "\n"
 BROKEN_CHARACTER = "contiene un carácter inválido (por ejemplo, un emoji cortado)"
 

@@ -12,10 +12,13 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from store.errors import StoreUnavailable
+
 from .app import API_HEADERS, MAX_BODY_BYTES, SECURITY_HEADERS
 from .chat import (
     MAX_MESSAGE_CHARS,
     RETRY_AFTER_SECONDS,
+    STORE_UNAVAILABLE,
     UNAVAILABLE,
     _validate_chat,
     answer_plain,
@@ -68,13 +71,19 @@ class FastChat:
             await self.app(scope, _replay(body, rest, receive), send)
             return
         text, session_id = text_session
-        result = await answer_plain(self.ctx, session_id, text)
-        if result is None:
-            status, extra = 503, [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
-            data: dict[str, Any] = {"success": False, "error": UNAVAILABLE}
+        retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+        try:
+            result = await answer_plain(self.ctx, session_id, text)
+        except StoreUnavailable:
+            status, extra = 503, retry
+            data: dict[str, Any] = {"success": False, "error": STORE_UNAVAILABLE}
         else:
-            status, extra = 200, []
-            data = {"success": True, "data": turn_json(result, session_id)}
+            status, extra = (503, retry) if result is None else (200, [])
+            data = (
+                {"success": False, "error": UNAVAILABLE}
+                if result is None
+                else {"success": True, "data": turn_json(result, session_id)}
+            )
         out = json.dumps(data, ensure_ascii=False)
         if has_lone_surrogate(out):
             out = json.dumps(data)

@@ -18,9 +18,11 @@ import psutil
 import trio
 from quart import Blueprint, Response
 
+from sales.settings import Settings
 from store import messages, outbox
 from store.db import Database, WriteFailure
 from store.errors import StoreError
+from store.postgres import PostgresDatabase
 from supervisor.logs import Redactor, file_failures
 from supervisor.supervisor import ActorState, ActorStatistics
 
@@ -35,14 +37,31 @@ WRITE_FAILURE_FRESH = 60 * SECONDS  # a failed write of the suite counts this lo
 TAKES_MESSAGES = ("conversation", "ingress")  # without them the suite takes no message
 
 
-class StoreWrites:
-    """Whether the store can be written: a write probe and the free space of its disk, at most
-    once per `WRITE_PROBE_INTERVAL` (never once per request), and the newest write of the
-    suite's own that failed."""
+def watched_folders(db: Database, settings: Settings) -> list[Path]:
+    """The folders whose disk must not fill: the SQLite file's; on PostgreSQL (the server
+    watches its own disk) BACKUP_DIR's, where the dumps go, and LOG_DIR's."""
+    if db.path is not None:
+        return [db.path]
+    return [settings.backup_dir, settings.log_dir]
 
-    def __init__(self, db: Database, min_free_mb: int) -> None:
+
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (a folder created on first use)."""
+    path = path.resolve()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path if path.is_dir() else path.parent
+
+
+class StoreWrites:
+    """Whether the store can be written: a write probe and the free space of its disk (the
+    watched folders', on PostgreSQL), at most once per `WRITE_PROBE_INTERVAL` (never once per
+    request), and the newest write of the suite's own that failed."""
+
+    def __init__(self, db: Database, min_free_mb: int, folders: Sequence[Path] = ()) -> None:
         self.db = db
         self.min_free_mb = min_free_mb
+        self.folders = list(folders) or ([db.path] if db.path is not None else [])
         self.probe: WriteFailure | None = None
         self.free_bytes: int | None = None
         self._checked_at: float | None = None
@@ -53,10 +72,11 @@ class StoreWrites:
             return
         self._checked_at = now
         self.probe = self.db.probe_write()
-        self.free_bytes = None  # and on PostgreSQL (no path): the server watches its disk
-        if self.db.path is not None:
+        free = []
+        for folder in self.folders:
             with suppress(OSError):
-                self.free_bytes = psutil.disk_usage(str(self.db.path.resolve().parent)).free
+                free.append(psutil.disk_usage(str(_existing(folder))).free)
+        self.free_bytes = min(free) if free else None
 
     def failed_write(self) -> WriteFailure | None:
         failure = self.db.last_write_failure
@@ -84,8 +104,9 @@ class StoreWrites:
         free = self.free_bytes
         if free is None or free >= self.min_free_mb * MEGABYTES:
             return []
+        where = "la base de datos" if self.db.path is not None else "los respaldos y logs"
         return [
-            f"poco espacio en el disco de la base de datos: {free // MEGABYTES} MB libres"
+            f"poco espacio en el disco de {where}: {free // MEGABYTES} MB libres"
             f" (mínimo DISK_MIN_FREE_MB={self.min_free_mb})"
         ]
 
@@ -112,19 +133,20 @@ def overall(
     with the reasons."""
     reasons = actor_reasons(actors)
     failing = any(a.state == ActorState.FAILED for a in actors)
-    try:
-        ctx.db.scalar("SELECT 1")
-    except StoreError as exc:
+    unreachable = store_unreachable(ctx.db)
+    reachable = unreachable is None
+    if unreachable is not None:
         failing = True
-        reasons.append(f"la base de datos no responde ({type(exc).__name__})")
+        reasons.append(f"la base de datos no responde ({unreachable})")
     reasons += writes.unwritable() + writes.failed_writes() + writes.low_disk()
     reasons += llm_reasons(ctx.suite.llm_stats, trio.current_time())
     reasons += delivery_reasons(ctx.suite.notifier_stats, datetime.now(UTC))
-    reasons += unalerted_reasons(ctx, datetime.now(UTC))
+    if reachable:  # what the store knows of alerts and backups, when it answers
+        reasons += unalerted_reasons(ctx, datetime.now(UTC))
+        reasons += ctx.suite.problems()
     logging_failure = file_failures.recent()
     if logging_failure is not None:
         reasons.append(f"los logs no se pueden escribir en disco ({logging_failure})")
-    reasons += ctx.suite.problems()
     if failing:
         return "failing", reasons
     return ("degraded" if reasons or not ctx.suite.ready else "ok"), reasons
@@ -141,13 +163,36 @@ def readiness_reasons(ctx: IngressContext, writes: StoreWrites) -> list[str]:
     return reasons + writes.unwritable()
 
 
+def store_unreachable(db: Database) -> str | None:
+    """None when the store answers a `SELECT 1`; else the kind of error it raised."""
+    try:
+        db.scalar("SELECT 1")
+    except StoreError as exc:
+        return exc.kind
+    return None
+
+
 def store_report(ctx: IngressContext) -> dict[str, Any]:
-    stats = ctx.db.statistics()
-    last = ctx.suite.last_backup()
-    return {
+    """Which store, where (never a password), and its figures: the SQLite file's size and
+    its WAL; PostgreSQL's database size (the server keeps its own WAL)."""
+    db = ctx.db
+    where = str(db.where) if isinstance(db, PostgresDatabase) else str(db.path)
+    head: dict[str, Any] = {"backend": db.backend, "location": where}
+    try:
+        stats = db.statistics()
+        last = ctx.suite.last_backup()
+    except StoreError:
+        figures: dict[str, int | None] = {"sizeBytes": None, "walBytes": None}
+        if db.path is None:
+            figures = {"databaseSizeBytes": None}
+        return head | {"reachable": False, "schemaVersion": None, **figures, "lastBackup": None}
+    figures = {"sizeBytes": stats.size_bytes, "walBytes": stats.wal_bytes}
+    if db.path is None:
+        figures = {"databaseSizeBytes": stats.size_bytes}
+    return head | {
+        "reachable": True,
         "schemaVersion": stats.schema_version,
-        "sizeBytes": stats.size_bytes,
-        "walBytes": stats.wal_bytes,
+        **figures,
         "lastBackup": None
         if last is None
         else {
@@ -161,7 +206,15 @@ def store_report(ctx: IngressContext) -> dict[str, Any]:
     }
 
 
-def channels_report(ctx: IngressContext) -> dict[str, Any]:
+def channels_report(ctx: IngressContext) -> dict[str, Any] | None:
+    """Each channel's waiting work; None while the store does not answer."""
+    try:
+        return _channels(ctx)
+    except StoreError:
+        return None
+
+
+def _channels(ctx: IngressContext) -> dict[str, Any]:
     settings = ctx.settings
     configured = {
         "web": True,
@@ -195,11 +248,11 @@ WARNING_TEXT = {
 
 
 def system_report(ctx: IngressContext) -> tuple[dict[str, float], list[str]]:
-    folder = Path(ctx.settings.database_path).resolve().parent
+    folders = watched_folders(ctx.db, ctx.settings)
     system = {
         "cpuPercent": psutil.cpu_percent(None),
         "memoryPercent": psutil.virtual_memory().percent,
-        "diskPercent": psutil.disk_usage(str(folder)).percent,
+        "diskPercent": max(psutil.disk_usage(str(_existing(f))).percent for f in folders),
         "loadAverage1m": os.getloadavg()[0],
     }
     warnings = [
@@ -283,7 +336,9 @@ def create_health_blueprint(ctx: IngressContext) -> Blueprint:
     async def live() -> Response:
         return json_response({"status": "alive"})
 
-    writes = StoreWrites(ctx.db, ctx.settings.disk_min_free_mb)
+    writes = StoreWrites(
+        ctx.db, ctx.settings.disk_min_free_mb, watched_folders(ctx.db, ctx.settings)
+    )
 
     @bp.get("/health/ready")
     async def ready() -> Response:

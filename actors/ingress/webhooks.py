@@ -11,8 +11,8 @@ reactions, edits, deletions, items Meta never sends) is recorded for the owner
 Each item is committed on its own, so a bug met with one item (reading or storing it) costs
 only that item: it is logged with its traceback (never its data), counted in the answer's
 `errors` and recorded as an `error` for the owner, and the batch still gets its 200. A store
-that cannot write (busy, full, read-only, or unable to record even the error) answers 500,
-so that Meta delivers the batch again.
+that cannot write (busy, full, read-only, unreachable) answers 503, and one unable to record
+even the error 500, so that Meta delivers the batch again.
 Drills and tests stand in for those faults with failpoints (`sales/failpoints.py`), armed for
 one item by its id: `webhook.read` (reading it, in `meta/`), `webhook.store` (storing it) and
 `webhook.record` (recording it as an `error`), e.g. "webhook.store@wamid.x:BusyError=1".

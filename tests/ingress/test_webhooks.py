@@ -462,7 +462,7 @@ async def test_a_bug_with_one_item_costs_only_that_item(
         assert "wamid" not in text and "secreto" not in text
 
 
-async def test_a_store_that_cannot_write_answers_500_so_meta_delivers_again(
+async def test_a_store_that_cannot_write_answers_503_so_meta_delivers_again(
     tmp_path: Path,
 ) -> None:
     faults = ",".join(
@@ -475,7 +475,8 @@ async def test_a_store_that_cannot_write_answers_500_so_meta_delivers_again(
     raw = encode(whatsapp_body([whatsapp_message("56912340000", "wamid.later", "Hola")]))
     settings = make_settings(tmp_path, **META_ENV, IA_FAILPOINTS=faults)
     async with running_suite(settings) as (suite, client):
-        assert (await post_signed(client, "whatsapp", raw)).status_code == 500  # busy
+        busy = await post_signed(client, "whatsapp", raw)
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
         assert (await post_signed(client, "whatsapp", raw)).status_code == 500  # bug, full
         assert unsupported_rows(suite.db) == [] and inbound_rows(suite.db) == []
         assert (await post_signed(client, "whatsapp", raw)).status_code == 200  # redelivered
