@@ -43,8 +43,8 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "keepalives_interval": 2,
     "keepalives_count": 3,
     "tcp_user_timeout": 15_000,  # ms
-    "application_name": "ia-comercial",
 }
+APPLICATION_NAME = "ia-comercial"  # in pg_stat_activity, unless the URL names another
 
 
 @dataclass
@@ -62,9 +62,12 @@ def connect(url: str) -> psycopg.Connection[Any]:
     """A new connection for the trio thread (blocking: call it from a worker thread, or
     before the event loop serves anything)."""
     where = location(url)
+    named: dict[str, Any] = (
+        {} if "application_name=" in url else {"application_name": APPLICATION_NAME}
+    )
     try:
         conn = psycopg.connect(
-            url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, **CONNECTION_OPTIONS
+            url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, **CONNECTION_OPTIONS, **named
         )
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")

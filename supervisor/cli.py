@@ -20,7 +20,7 @@ import trio
 from sales.business import BusinessConfig
 from sales.errors import ConfigProblem
 from sales.settings import Settings, load_settings
-from store import backups, legacy_import, pg_backups, postgres
+from store import backups, legacy_import, pg_backups, postgres, store_import
 from store.backends import CONNECT_TIMEOUT, Store, open_store
 from store.backups import BackupError
 from store.errors import StoreError
@@ -70,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     legacy.add_argument("path", type=Path, help="the original's db/leads.db")
     legacy.add_argument("--dry-run", action="store_true", help="only say what would happen")
+    moving = commands.add_parser(
+        "import-store",
+        help="copy a SQLite store of ours into the empty PostgreSQL store at DATABASE_URL",
+    )
+    moving.add_argument("path", type=Path, help="the SQLite store (db/leads.db)")
+    moving.add_argument("--dry-run", action="store_true", help="only count what would be copied")
     hash_password = commands.add_parser(
         "hash-password", help="print an argon2 ADMIN_PASSWORD_HASH for a password read from stdin"
     )
@@ -77,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "import-legacy":
         return cmd_import_legacy(args.path, dry_run=args.dry_run)
+    if args.command == "import-store":
+        return cmd_import_store(args.path, dry_run=args.dry_run)
     if args.command == "hash-password":
         return cmd_hash_password()
     if args.command == "status":
@@ -227,6 +235,37 @@ def cmd_import_legacy(path: Path, *, dry_run: bool) -> int:
     finally:
         store.close()
     print(("dry run, nothing written: " if dry_run else "") + f"from {path}")
+    for line in report.lines():
+        print(f"  {line}")
+    return EXIT_OK
+
+
+def cmd_import_store(path: Path, *, dry_run: bool) -> int:
+    """Move the SQLite store at `path` into the PostgreSQL store at DATABASE_URL."""
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return settings
+    if not settings.database_url:
+        print(
+            "ia-comercial: import-store copies into PostgreSQL: set DATABASE_URL", file=sys.stderr
+        )
+        return EXIT_CONFIG
+    store = _open_store(settings)
+    if isinstance(store, int):
+        return store
+    try:
+        with store.connection() as db:
+            assert isinstance(db, postgres.PostgresDatabase)
+            report = store_import.import_store(db, path, dry_run=dry_run)
+    except store_import.StoreImportError as exc:
+        print(f"ia-comercial: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreError as exc:
+        print(f"ia-comercial: store {store.location}: {exc}; nothing was written", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        store.close()
+    print(("dry run, nothing written: " if dry_run else "") + f"into {store.location}")
     for line in report.lines():
         print(f"  {line}")
     return EXIT_OK
