@@ -16,10 +16,10 @@ server that stops answering mid-statement is bounded by TCP keepalives and
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 import trio
@@ -34,6 +34,7 @@ SECONDS = 1.0
 CONNECT_TIMEOUT = 5  # seconds (libpq's connect_timeout is whole seconds)
 LIVENESS_INTERVAL = 2 * SECONDS  # a `SELECT 1` (~30 µs) finds a connection dropped while idle
 RETRY_INTERVAL = 1 * SECONDS  # between two failed reconnections
+RESUME_CHECK = 1 * SECONDS  # an actor cut by a loss looks again at least this often
 LOCK_TIMEOUT = "5s"  # as SQLite's busy timeout: a lock held longer is a stuck writer
 STATEMENT_TIMEOUT = "15s"  # no statement of the suite's takes a fraction of that
 # libpq keepalives and TCP_USER_TIMEOUT: a server gone silent is noticed in ~15 s, not hours.
@@ -52,7 +53,9 @@ class ConnectionStatistics:
     """The suite's connection, for /health/detailed (`work.store`)."""
 
     connected: bool = True
+    losses: int = 0  # times the connection was found lost
     reconnects: int = 0
+    outlasted: int = 0  # actor runs cut by a loss and resumed in place (no restart counted)
     failed_reconnects: int = 0
     lost_at: str | None = None  # when it was last lost (UTC text)
     last_error: str | None = None  # why, without the password
@@ -84,6 +87,7 @@ class LoopDatabase(PostgresDatabase):
         self.url = url
         self.stats = ConnectionStatistics()
         self.lost = trio.Event()  # set when the connection is found broken
+        self.back = trio.Event()  # set when a lost connection has been replaced
 
     @classmethod
     def open(cls, url: str) -> LoopDatabase:
@@ -106,6 +110,7 @@ class LoopDatabase(PostgresDatabase):
         old, self.connection = self.connection, connection
         old.close()
         self.lost = trio.Event()
+        self.back.set()
         self.stats.connected = True
         self.stats.reconnects += 1
 
@@ -124,6 +129,9 @@ class LoopDatabase(PostgresDatabase):
 
     def _mark_lost(self, exc: psycopg.Error) -> None:
         self.stats.connected = False
+        self.stats.losses += 1
+        if not self.lost.is_set():
+            self.back = trio.Event()
         self.stats.lost_at = utc_now()
         self.stats.last_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
         log.warning("store connection to %s lost (%s)", self.where, type(exc).__name__)
@@ -176,3 +184,40 @@ async def _first_of(*events: trio.Event, seconds: float) -> None:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(wait)
+
+
+class _ActorMain(Protocol):
+    def __call__(
+        self, stop: trio.Event, /, *, task_status: trio.TaskStatus[None]
+    ) -> Awaitable[None]: ...
+
+
+def outlasting_losses(db: LoopDatabase, name: str, main: _ActorMain) -> _ActorMain:
+    """`main` (an actor's entry point) run again in place, once the connection is back,
+    when the connection was lost under it: a server restart is not the actor's fault, and
+    counted as crashes it would exceed the supervisor's intensity within seconds and stop
+    the suite. Anything else (a StoreUnavailable on a live connection: a lock timeout, a
+    read-only server) is a crash as before."""
+
+    async def run(stop: trio.Event, /, *, task_status: trio.TaskStatus[None]) -> None:
+        status = task_status
+        while True:
+            losses = db.stats.losses
+            cut = False
+            try:
+                await main(stop, task_status=status)
+                return
+            except* StoreUnavailable:
+                if db.stats.losses == losses and db.is_connected():
+                    raise
+                cut = True
+            if cut:
+                db.stats.outlasted += 1
+                status = trio.TASK_STATUS_IGNORED  # it said it was ready the first time
+                log.warning("%s: the store connection was lost; resuming when it is back", name)
+                while not db.is_connected() and not stop.is_set():
+                    await _first_of(stop, db.back, seconds=RESUME_CHECK)
+                if stop.is_set():
+                    return
+
+    return run

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
@@ -347,30 +347,46 @@ class Suite:
         )
         notifier_ctx, backup_ctx, ingress_ctx = self._holders(db)
         self.business_holders = [notifier_ctx, backup_ctx, ingress_ctx]
+        return self._outlasting_losses(
+            db,
+            [
+                # A checkpoint or a backup in a thread cannot be cancelled: give it time to end.
+                ChildSpec("store", self._store_keeper(db), shutdown_timeout=30 * SECONDS),
+                ChildSpec("backup", partial(backup.run, backup_ctx), shutdown_timeout=60 * SECONDS),
+                ChildSpec(
+                    "notifier",
+                    partial(notifier.run, notifier_ctx, notifier_notices=notices.receive),
+                    shutdown_timeout=20 * SECONDS,
+                ),
+                ChildSpec(
+                    "classifier",
+                    partial(classifier.run, classifier_ctx, notifier_notices=notices.send),
+                    shutdown_timeout=5 * SECONDS,
+                ),
+                ChildSpec(
+                    "conversation",
+                    partial(self._conversation, conversation_ctx),
+                    shutdown_timeout=5 * SECONDS,
+                ),
+                ChildSpec(
+                    "ingress",
+                    partial(ingress.run, ingress_ctx, self.bound),
+                    shutdown_timeout=12 * SECONDS,
+                ),
+            ],
+        )
+
+    @staticmethod
+    def _outlasting_losses(db: Database, children: list[ChildSpec]) -> list[ChildSpec]:
+        """On PostgreSQL, an actor whose store connection was lost under it resumes in
+        place once it is back, instead of crash-looping (store/pg_loop.py)."""
+        if not isinstance(db, LoopDatabase):
+            return children
         return [
-            # A checkpoint or a backup in a thread cannot be cancelled: give it time to end.
-            ChildSpec("store", self._store_keeper(db), shutdown_timeout=30 * SECONDS),
-            ChildSpec("backup", partial(backup.run, backup_ctx), shutdown_timeout=60 * SECONDS),
-            ChildSpec(
-                "notifier",
-                partial(notifier.run, notifier_ctx, notifier_notices=notices.receive),
-                shutdown_timeout=20 * SECONDS,
-            ),
-            ChildSpec(
-                "classifier",
-                partial(classifier.run, classifier_ctx, notifier_notices=notices.send),
-                shutdown_timeout=5 * SECONDS,
-            ),
-            ChildSpec(
-                "conversation",
-                partial(self._conversation, conversation_ctx),
-                shutdown_timeout=5 * SECONDS,
-            ),
-            ChildSpec(
-                "ingress",
-                partial(ingress.run, ingress_ctx, self.bound),
-                shutdown_timeout=12 * SECONDS,
-            ),
+            c
+            if c.name == "store"
+            else replace(c, start=pg_loop.outlasting_losses(db, c.name, c.start))
+            for c in children
         ]
 
     def _store_keeper(self, db: Database) -> ActorMain:
