@@ -23,6 +23,8 @@ connection. A cancelled caller waits for `fn` to finish (a thread cannot be inte
 keep `fn` short; long work (an export) belongs in its own thread with its own connection.
 
 Sync code (the CLI, a worker thread of its own) uses `with store.connection() as db:`.
+The running suite's actors do not come here: they call the store on the trio thread, on
+one connection of the suite's own (store/pg_loop.py on PostgreSQL), as on SQLite.
 """
 
 from __future__ import annotations

@@ -4,10 +4,12 @@ Table-family modules (`conversations`, `messages`, `leads`...) are synchronous f
 taking a `Database` and work unchanged on either backend:
 
 - SQLite (`store/sqlite.py`, the default): one apsw connection on the trio thread.
-- PostgreSQL (`store/postgres.py`, `DATABASE_URL=postgresql://...`): a psycopg connection
-  lent by a pool to a worker thread.
+- PostgreSQL (`store/postgres.py`, `DATABASE_URL=postgresql://...`): a psycopg connection;
+  the suite's own on the trio thread (`store/pg_loop.py`, reopened when lost), or one lent
+  by a pool to a worker thread (`store/backends.py`: the CLI, backups, long reads).
 
-Async code reaches either through `store.backends.Store.call(fn, *args)` (see there).
+The actors call the suite's `Database` directly, on either backend; threads reach the
+store through `store.backends.Store.call(fn, *args)` (see there).
 Rule: no await inside a transaction. The SQL is written once, in the dialect both share
 (`?` placeholders, RETURNING, ON CONFLICT, count(*) FILTER); what is specific to one
 backend (pragmas, WAL, backup, the migrations runner, SQL functions) stays in its module.

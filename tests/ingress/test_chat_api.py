@@ -197,7 +197,7 @@ async def test_streamed_reply_as_server_sent_events(tmp_path: Path) -> None:
 
 
 async def test_health_endpoints(tmp_path: Path) -> None:
-    async with running_suite(make_settings(tmp_path)) as (_suite, client):
+    async with running_suite(make_settings(tmp_path)) as (suite, client):
         assert (await client.get("/health")).json() == {"status": "ok"}
         assert (await client.get("/health/live")).status_code == 200
         assert (await client.get("/health/ready")).json() == {"status": "ready"}
@@ -213,6 +213,8 @@ async def test_health_endpoints(tmp_path: Path) -> None:
         }
         assert detailed["store"]["schemaVersion"] == len(MIGRATIONS)
         assert detailed["store"]["sizeBytes"] > 0
+        assert detailed["store"]["backend"] == "sqlite" and detailed["store"]["reachable"]
+        assert detailed["store"]["location"] == str(suite.settings.database_path)
         assert detailed["process"]["rssBytes"] > 0
         assert detailed["brain"] == "offline"
         assert detailed["version"]
