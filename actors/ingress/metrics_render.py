@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -68,7 +69,25 @@ class ProcessFigures:
     load1: float = 0.0
 
 
+K = TypeVar("K", str, tuple[str, str])
 HEALTH_STATES = ("ok", "degraded", "failing")
+# Known label values get a 0 when the store has none yet: a panel or alert sees 0, not
+# "no data".
+CHANNELS = ("web", "whatsapp", "instagram")
+MESSAGING = ("whatsapp", "instagram")
+CLASSES = ("frio", "tibio", "caliente")
+OUTBOX_STATES = ("pending", "failed")
+NOTICE_KINDS = ("owner", "ops")
+NOTICE_STATES = ("pending", "sending", "sent", "failed")
+
+
+def _filled(found: dict[K, int], keys: Sequence[K]) -> list[tuple[K, int]]:
+    """`found` with every key of `keys` present (0 when missing), in a stable order."""
+    return sorted({**dict.fromkeys(keys, 0), **found}.items())
+
+
+def _pairs(first: Sequence[str], second: Sequence[str]) -> list[tuple[str, str]]:
+    return [(a, b) for a in first for b in second]
 
 
 def render(processes: Sequence[ProcessFigures], cluster: ClusterFigures) -> bytes:
@@ -204,27 +223,27 @@ def _business(c: ClusterFigures) -> Iterator[Metric]:
     messages = _counter(
         "ia_messages", "Messages stored, by channel and direction", ["channel", "direction"]
     )
-    for (channel, direction), n in sorted(c.messages.items()):
+    for (channel, direction), n in _filled(c.messages, _pairs(CHANNELS, ("in", "out"))):
         messages.add_metric([channel, direction], n)
     leads = _gauge("ia_leads", "Leads by class and channel", ["classification", "channel"])
-    for (klass, channel), n in sorted(c.leads.items()):
+    for (klass, channel), n in _filled(c.leads, _pairs(CLASSES, CHANNELS)):
         leads.add_metric([klass, channel], n)
     created = _counter("ia_leads_created", "Leads created, by channel", ["channel"])
-    for channel, n in sorted(c.leads_created.items()):
+    for channel, n in _filled(c.leads_created, CHANNELS):
         created.add_metric([channel], n)
     changes = _counter(
         "ia_lead_class_changes",
         "Changes of class of leads, by channel and the class reached",
         ["channel", "classification"],
     )
-    for (channel, klass), n in sorted(c.class_changes.items()):
+    for (channel, klass), n in _filled(c.class_changes, _pairs(CHANNELS, CLASSES)):
         changes.add_metric([channel, klass], n)
     conversions = _gauge(
         "ia_lead_conversions",
         "Leads contacted and won, by channel (as the owner marks them)",
         ["channel", "stage"],
     )
-    for (channel, stage), n in sorted(c.conversions.items()):
+    for (channel, stage), n in _filled(c.conversions, _pairs(CHANNELS, ("contacted", "won"))):
         conversions.add_metric([channel, stage], n)
     yield from (messages, leads, created, changes, conversions)
 
@@ -235,22 +254,22 @@ def _delivery(processes: Sequence[ProcessFigures], c: ClusterFigures) -> Iterato
         "Sends to WhatsApp/Instagram waiting or failed, by channel and state",
         ["channel", "status"],
     )
-    for (channel, status), n in sorted(c.outbox.items()):
+    for (channel, status), n in _filled(c.outbox, _pairs(MESSAGING, OUTBOX_STATES)):
         outbox.add_metric([channel, status], n)
     owner = _gauge(
         "ia_owner_notifications",
         "E-mails and webhooks to the owner (kind owner) and to operations (kind ops), by state",
         ["kind", "status"],
     )
-    for (kind, status), n in sorted(c.owner_notifications.items()):
+    for (kind, status), n in _filled(c.owner_notifications, _pairs(NOTICE_KINDS, NOTICE_STATES)):
         owner.add_metric([kind, status], n)
     failing = _gauge(
         "ia_owner_notifications_failing",
         "Notifications whose last attempt failed (retrying, or failed for good in the last hour)",
         ["kind"],
     )
-    for kind in ("owner", "ops"):
-        failing.add_metric([kind], c.owner_failing.get(kind, 0))
+    for kind, n in _filled(c.owner_failing, NOTICE_KINDS):
+        failing.add_metric([kind], n)
     attempts = _counter(
         "ia_owner_notification_attempts",
         "Attempts at e-mails and webhooks to the owner and operations, by outcome",
@@ -274,15 +293,15 @@ def _backups(c: ClusterFigures) -> Iterator[Metric]:
     for outcome in ("ok", "failed"):
         backups.add_metric([outcome], c.backups.get(outcome, 0))
     yield backups
+    # Declared even before the first backup (no sample: the alert sees it absent).
+    last = _gauge(
+        "ia_backup_last_success_timestamp_seconds",
+        "When the newest good backup was taken, Unix time",
+        [],
+    )
     if c.backup_last_success is not None:
-        yield GaugeMetricFamily(
-            "ia_backup_last_success_timestamp_seconds",
-            "When the newest good backup was taken, Unix time",
-            value=c.backup_last_success,
-        )
+        last.add_metric([], c.backup_last_success)
+    attempt = _gauge("ia_backup_last_attempt_ok", "1 when the newest backup attempt succeeded", [])
     if c.backup_last_attempt_ok is not None:
-        yield GaugeMetricFamily(
-            "ia_backup_last_attempt_ok",
-            "1 when the newest backup attempt succeeded",
-            value=1.0 if c.backup_last_attempt_ok else 0.0,
-        )
+        attempt.add_metric([], 1.0 if c.backup_last_attempt_ok else 0.0)
+    yield from (last, attempt)
