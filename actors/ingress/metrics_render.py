@@ -90,14 +90,15 @@ def _pairs(first: Sequence[str], second: Sequence[str]) -> list[tuple[str, str]]
     return [(a, b) for a in first for b in second]
 
 
-def render(processes: Sequence[ProcessFigures], cluster: ClusterFigures) -> bytes:
+def render(processes: Sequence[ProcessFigures], cluster: ClusterFigures | None) -> bytes:
+    """The page; without `cluster` (the store did not answer) only the processes' series."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(processes, cluster))
     return generate_latest(registry)
 
 
 class _Snapshot(Collector):
-    def __init__(self, processes: Sequence[ProcessFigures], cluster: ClusterFigures) -> None:
+    def __init__(self, processes: Sequence[ProcessFigures], cluster: ClusterFigures | None) -> None:
         self.processes = processes
         self.cluster = cluster
 
@@ -106,9 +107,10 @@ class _Snapshot(Collector):
         yield from _llm(self.processes)
         yield from _actors(self.processes)
         yield from _process(self.processes)
-        yield from _business(self.cluster)
         yield from _delivery(self.processes, self.cluster)
-        yield from _backups(self.cluster)
+        if self.cluster is not None:
+            yield from _business(self.cluster)
+            yield from _backups(self.cluster)
 
 
 def _counter(name: str, doc: str, labels: Sequence[str]) -> CounterMetricFamily:
@@ -248,7 +250,28 @@ def _business(c: ClusterFigures) -> Iterator[Metric]:
     yield from (messages, leads, created, changes, conversions)
 
 
-def _delivery(processes: Sequence[ProcessFigures], c: ClusterFigures) -> Iterator[Metric]:
+def _delivery(processes: Sequence[ProcessFigures], c: ClusterFigures | None) -> Iterator[Metric]:
+    attempts = _counter(
+        "ia_owner_notification_attempts",
+        "Attempts at e-mails and webhooks to the owner and operations, by outcome",
+        ["worker", "outcome"],
+    )
+    resent = _counter(
+        "ia_resent_after_crash",
+        "Sends cut mid-request by a crash and sent again (each at most one duplicate)",
+        ["worker", "kind"],
+    )
+    for p in processes:
+        for outcome, n in sorted(p.owner_attempts.items()):
+            attempts.add_metric([p.worker, outcome], n)
+        for kind, n in sorted(p.resent_after_crash.items()):
+            resent.add_metric([p.worker, kind], n)
+    yield from (attempts, resent)
+    if c is not None:
+        yield from _queues(c)
+
+
+def _queues(c: ClusterFigures) -> Iterator[Metric]:
     outbox = _gauge(
         "ia_outbox_messages",
         "Sends to WhatsApp/Instagram waiting or failed, by channel and state",
@@ -270,22 +293,7 @@ def _delivery(processes: Sequence[ProcessFigures], c: ClusterFigures) -> Iterato
     )
     for kind, n in _filled(c.owner_failing, NOTICE_KINDS):
         failing.add_metric([kind], n)
-    attempts = _counter(
-        "ia_owner_notification_attempts",
-        "Attempts at e-mails and webhooks to the owner and operations, by outcome",
-        ["worker", "outcome"],
-    )
-    resent = _counter(
-        "ia_resent_after_crash",
-        "Sends cut mid-request by a crash and sent again (each at most one duplicate)",
-        ["worker", "kind"],
-    )
-    for p in processes:
-        for outcome, n in sorted(p.owner_attempts.items()):
-            attempts.add_metric([p.worker, outcome], n)
-        for kind, n in sorted(p.resent_after_crash.items()):
-            resent.add_metric([p.worker, kind], n)
-    yield from (outbox, owner, failing, attempts, resent)
+    yield from (outbox, owner, failing)
 
 
 def _backups(c: ClusterFigures) -> Iterator[Metric]:

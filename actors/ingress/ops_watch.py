@@ -117,10 +117,10 @@ class OpsWatch:
     def check(self) -> bool:
         """One evaluation; True when a notice was queued."""
         ctx = self.ctx
-        status, found = overall(ctx, self.writes, ctx.suite.actors())
-        reasons = [self.redact(r) for r in found]  # an error message could quote a secret
         now = self.clock()
         try:
+            status, found = overall(ctx, self.writes, ctx.suite.actors())
+            reasons = [self.redact(r) for r in found]  # an error message could quote a secret
             state = ops_notices.state(ctx.db, self.worker)
             if not due(state, status, now, ctx.settings.ops_notice_min_interval):
                 return False

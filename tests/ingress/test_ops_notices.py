@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import apsw
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from actors.ingress.ops_watch import due, event_of
+from actors.ingress.context import IngressContext
+from actors.ingress.ops_watch import OpsWatch, due, event_of
 from store.ops_notices import OpsState
 from tests.conftest import KNOWN_SECRET, make_settings, running_suite, wait_for
 from tests.fakes import serve_on_loopback
@@ -160,3 +162,38 @@ def test_a_change_is_due_once_the_last_notice_is_old_enough() -> None:
         "ops_degraded",
         "ops_failing",
     ]
+
+
+async def test_a_notice_the_store_cannot_take_now_is_told_once_it_can(
+    tmp_path: Path, nursery: trio.Nursery, fake_llm: FakeOpenAI
+) -> None:
+    """The store's write lock held by another process: the notice cannot be recorded, the
+    watcher says so and goes on (no crash), and tells it at the next check that can write."""
+    receiver = Receiver()
+    hook = await receiver.serve(nursery)
+    fake_llm.default = HEALTHY
+    settings = make_settings(
+        tmp_path,
+        OPENAI_API_KEY=KNOWN_SECRET,
+        OPENAI_BASE_URL=fake_llm.url,
+        OPS_WEBHOOK_URL=hook,
+        OPS_NOTICE_MIN_INTERVAL="0",  # OPS_CHECK_INTERVAL stays long: the test checks by hand
+    )
+    async with running_suite(settings) as (suite, client):
+        await break_the_model(client, fake_llm)
+        ingress = next(h for h in suite.business_holders if isinstance(h, IngressContext))
+        watch = OpsWatch(ingress)
+        holder = apsw.Connection(str(settings.database_path))
+        holder.execute("BEGIN IMMEDIATE")  # as a stuck process would
+        try:
+            assert watch.check() is False  # waited its busy timeout, recorded nothing
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert suite.db is not None
+        assert suite.db.scalar("SELECT count(*) FROM ops_notice_state") == 0
+        assert watch.check() is True
+        await wait_for(lambda: receiver.events() == ["ops_degraded"])
+        assert watch.check() is False  # told already
+    reasons = receiver.received[0][1]["reasons"]
+    assert any("el modelo falló" in r for r in reasons)
