@@ -80,6 +80,7 @@ class TurnCompleted:
     reply: str
     source: str
     lead: LeadView
+    model_seconds: float = 0.0  # of the turn's time, what the brain (the model) took
 
 
 ReplyEvent = ReplyChunk | TurnCompleted
@@ -131,4 +132,9 @@ class LeadChanged:
     classification: LeadClass
 
 
-NotifierNotice = OutboxReady | LeadChanged
+@dataclass(frozen=True)
+class OpsNoticeQueued:
+    """A notice to operations about the suite's health is queued (store/ops_notices.py)."""
+
+
+NotifierNotice = OutboxReady | LeadChanged | OpsNoticeQueued

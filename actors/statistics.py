@@ -29,6 +29,7 @@ class LLMStatistics:
     out (the model did not fail them: it was busy with the turns before)."""
 
     calls: int = 0
+    answers: int = 0  # turns the model answered
     errors: int = 0
     timeouts: int = 0
     waited_out: int = 0
@@ -43,6 +44,7 @@ class LLMStatistics:
     latency: Latencies = field(default_factory=Latencies)
 
     def answered(self) -> None:
+        self.answers += 1
         self.failures_in_a_row = 0
         self.recent.append((trio.current_time(), True))
 

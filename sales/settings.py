@@ -98,6 +98,17 @@ class Settings:
     backup_keep_days: int = 7
     disk_min_free_mb: int = 200  # less free on the database's disk: /health/detailed degraded
     metrics_token: str | None = None
+    # Who hears when /health/detailed turns degraded or failing, and when it recovers (None:
+    # the owner's OWNER_EMAIL / WEBHOOK_URL); how often it is evaluated; the least time
+    # between two notices of one process.
+    ops_email: str | None = None
+    ops_webhook_url: str | None = None
+    ops_check_interval: float = 30 * SECONDS
+    ops_notice_min_interval: float = 15 * 60 * SECONDS
+    # The model's price in USD per million tokens (gpt-4o-mini's list price by default), for
+    # ia_llm_cost_usd_total.
+    llm_price_input_per_mtok: float = 0.15
+    llm_price_output_per_mtok: float = 0.60
     trusted_proxies: tuple[str, ...] = ()  # addresses/networks allowed to set X-Forwarded-*
     admin_password: str | None = None
     admin_password_hash: str | None = None  # argon2, from `ia-comercial hash-password`
@@ -148,6 +159,7 @@ class Settings:
             self.smtp_password,
             self.webhook_url,  # Slack and similar put their key in the URL
             self.metrics_token,
+            self.ops_webhook_url,
             self.admin_password,
             self.admin_password_hash,
             self.database_url,
@@ -175,6 +187,7 @@ def load_settings(
         **_channels(reader),
         **_owner_alerts(reader, smtp),
         **_schedules(reader),
+        **_monitoring(reader),
         **_access(reader),
     )
     if reader.problems:
@@ -258,7 +271,25 @@ def _schedules(reader: _Reader) -> dict[str, Any]:
         "backup_time": reader.time_or_off("BACKUP_TIME", "03:00"),
         "backup_keep_days": reader.integer("BACKUP_KEEP_DAYS", 7, low=1, high=3650),
         "disk_min_free_mb": reader.integer("DISK_MIN_FREE_MB", 200, low=0, high=100_000_000),
+    }
+
+
+def _monitoring(reader: _Reader) -> dict[str, Any]:
+    """What /metrics prices and guards, and who is told when the suite degrades."""
+    return {
         "metrics_token": reader.optional("METRICS_TOKEN"),
+        "llm_price_input_per_mtok": reader.number(
+            "LLM_PRICE_INPUT_PER_MTOK", 0.15, low=0.0, high=10_000.0
+        ),
+        "llm_price_output_per_mtok": reader.number(
+            "LLM_PRICE_OUTPUT_PER_MTOK", 0.60, low=0.0, high=10_000.0
+        ),
+        "ops_email": reader.email("OPS_EMAIL"),
+        "ops_webhook_url": reader.optional_url("OPS_WEBHOOK_URL"),
+        "ops_check_interval": reader.duration("OPS_CHECK_INTERVAL", 30 * SECONDS, low=0.05),
+        "ops_notice_min_interval": reader.number(
+            "OPS_NOTICE_MIN_INTERVAL", 15 * 60 * SECONDS, low=0.0, high=7 * 24 * 3600.0
+        ),
     }
 
 

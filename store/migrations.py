@@ -445,6 +445,21 @@ CREATE INDEX leads_real_by_created ON leads (sandbox, created_at);
 ALTER TABLE outbox ADD COLUMN sending_since TEXT;
 """
 
+OPS_NOTICE_STATE = """
+-- What each process last told operations about its health (OPS_EMAIL / OPS_WEBHOOK_URL):
+-- the status, its reasons and when, so a restart neither repeats nor loses a notice. The
+-- notices themselves are owner_notifications rows (event ops_*), queued in the same
+-- transaction.
+CREATE TABLE ops_notice_state (
+    worker TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'degraded', 'failing')),
+    reasons TEXT NOT NULL DEFAULT '[]',
+    notices INTEGER NOT NULL DEFAULT 0,
+    notified_at TEXT,
+    updated_at TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -458,4 +473,5 @@ MIGRATIONS: tuple[str, ...] = (
     V10_IDENTITY_CLAIMS_PROVENANCE_SANDBOX,
     V11_UNSUPPORTED_EVENTS,
     V12_STABLE_LEAD_IDS_AND_SENDS_IN_FLIGHT,
+    OPS_NOTICE_STATE,
 )

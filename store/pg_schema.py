@@ -265,6 +265,18 @@ CREATE INDEX leads_real_by_created ON leads (sandbox, created_at);
 """
 )
 
+OPS_NOTICE_STATE = """
+CREATE TABLE ops_notice_state (
+    worker TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'degraded', 'failing')),
+    reasons TEXT NOT NULL DEFAULT '[]',
+    notices BIGINT NOT NULL DEFAULT 0,
+    notified_at TEXT,
+    updated_at TEXT NOT NULL
+);
+"""
+
 POSTGRES_MIGRATIONS: dict[int, str] = {
     12: V12_BASELINE,
+    13: OPS_NOTICE_STATE,
 }

@@ -142,6 +142,9 @@ def make_settings(tmp_path: Path, **env: str) -> Settings:
         "SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"),
         # Off unless a test is about it: it would otherwise depend on the hour tests run.
         "DAILY_SUMMARY_AT": "off",
+        # Health notices to operations only where a test is about them (tests/ingress/
+        # test_ops_notices.py): others would find an extra e-mail in their fake SMTP.
+        "OPS_CHECK_INTERVAL": "600",
     }
     return load_settings({**base, **env}, env_file=tmp_path / "no.env")
 

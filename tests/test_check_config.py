@@ -197,3 +197,17 @@ def test_run_on_a_postgresql_server_that_does_not_answer_is_one_line(tmp_path: P
     )
     assert "Connection refused" in line
     assert "pw-KNOWN-run" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_ops_notice_settings_are_refused_by_check_config_and_run(tmp_path: Path) -> None:
+    bad = {
+        "BUSINESS_CONFIG": str(ROOT / "config" / "business.json"),
+        "OPS_EMAIL": "operaciones",
+        "OPS_WEBHOOK_URL": "hooks.example.cl/ops-KNOWN-key",
+    }
+    for command in (["check-config"], ["run"]):
+        r = cli(command, tmp_path, **bad)
+        assert r.returncode == 2, (command, r.stdout, r.stderr)
+        said = r.stdout + r.stderr
+        assert "OPS_EMAIL" in said and "OPS_WEBHOOK_URL" in said, said
+        assert "ops-KNOWN-key" not in said and "Traceback" not in said

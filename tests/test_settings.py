@@ -77,6 +77,7 @@ def test_every_setting_is_read_by_exactly_one_group() -> None:
         module._channels(reader),
         module._owner_alerts(reader, module._smtp(reader)),
         module._schedules(reader),
+        module._monitoring(reader),
         module._access(reader),
     ]
     keys = [key for group in groups for key in group]
@@ -100,3 +101,35 @@ def test_a_postgresql_url_selects_postgresql_and_its_password_is_a_secret(tmp_pa
             load_settings({"DATABASE_URL": wrong}, env_file=tmp_path / "n")
         assert [p[1] for p in caught.value.problems] == ["DATABASE_URL"]
         assert "KNOWN" not in str(caught.value)
+
+
+def test_ops_notice_settings_are_checked_and_the_hook_is_a_secret(tmp_path: Path) -> None:
+    hook = "https://hooks.slack.com/services/T0/B0/ops-KNOWN-key"
+    s = load_settings(
+        {
+            "OPS_EMAIL": "ops@cordilleraclima.cl",
+            "OPS_WEBHOOK_URL": hook,
+            "OPS_CHECK_INTERVAL": "5s",
+            "OPS_NOTICE_MIN_INTERVAL": "60",
+            "LLM_PRICE_INPUT_PER_MTOK": "0.4",
+            "LLM_PRICE_OUTPUT_PER_MTOK": "1.6",
+        },
+        env_file=tmp_path / "n",
+    )
+    assert (s.ops_email, s.ops_webhook_url) == ("ops@cordilleraclima.cl", hook)
+    assert (s.ops_check_interval, s.ops_notice_min_interval) == (5.0, 60.0)
+    assert (s.llm_price_input_per_mtok, s.llm_price_output_per_mtok) == (0.4, 1.6)
+    assert hook in s.secrets()
+    with pytest.raises(ConfigProblem) as problem:
+        load_settings(
+            {
+                "OPS_EMAIL": "ops-at-example",
+                "OPS_WEBHOOK_URL": "ftp://ops-KNOWN-key@example.cl/hook",
+                "LLM_PRICE_INPUT_PER_MTOK": "cheap",
+            },
+            env_file=tmp_path / "n",
+        )
+    text = str(problem.value)
+    for name in ("OPS_EMAIL", "OPS_WEBHOOK_URL", "LLM_PRICE_INPUT_PER_MTOK"):
+        assert name in text
+    assert "ops-KNOWN-key" not in text  # a webhook URL may hold its key: never echoed

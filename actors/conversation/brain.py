@@ -37,6 +37,7 @@ class BrainReply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     read: Reading | None = None  # what the brain read of the turn's lines, if it did
+    model_seconds: float = 0.0  # how long the brain took (set by the turn)
 
 
 class Brain(Protocol):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import trio
 
@@ -156,6 +157,7 @@ class TurnPath:
             reply=reply.text,
             source=reply.source,
             lead=LeadView.of(lead, message.conversation_id, message.channel),
+            model_seconds=reply.model_seconds,
         )
 
     def _start(self, batch: list[InboundMessage]) -> _Started:
@@ -240,11 +242,13 @@ class TurnPath:
         )
         brain = self.brain or rules.offline
         stream = _Stream(slot if message.stream else None)
+        began = time.perf_counter()  # the model's share of the turn (the 500 ms budget)
         # The turn's deadline covers the wait for the model gate too: a visitor in a burst
         # waits (the page shows typing) and gets the fallback only when time runs out.
         with trio.move_on_after(self.turn_timeout) as deadline:
             try:
-                return await brain.reply(turn, stream.send if stream.slot else None)
+                reply = await brain.reply(turn, stream.send if stream.slot else None)
+                return replace(reply, model_seconds=time.perf_counter() - began)
             except BrainError as exc:
                 log.warning("brain failed for conversation %s: %s", message.conversation_id, exc)
         if deadline.cancelled_caught:
@@ -253,7 +257,8 @@ class TurnPath:
                 self.turn_timeout,
                 message.conversation_id,
             )
-        return self._fallback(rules, lead_before.classification if lead_before else "frio")
+        fallback = self._fallback(rules, lead_before.classification if lead_before else "frio")
+        return replace(fallback, model_seconds=time.perf_counter() - began)
 
     def _record(
         self, rules: TurnRules, started: _Started, reply: BrainReply

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, TypeGuard
 
 import trio
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, g, request
 
 from actors.messages import InboundMessage, LeadView, ReplyChunk, ReplyEvent, TurnCompleted
 from store import conversations, leads, messages, sandbox
@@ -201,6 +201,7 @@ async def answer(
         result = await answer_plain(ctx, conversation_key, text)
         if result is None:
             return _unavailable()
+        g.model_seconds = result.model_seconds  # for /metrics' time beyond the model
         return json_response({"success": True, "data": turn_json(result, session_id)})
     slot = await hand_off(ctx, conversation_key, text, stream=True)
     if slot is None:

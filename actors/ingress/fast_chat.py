@@ -52,9 +52,7 @@ class FastChat:
     def __init__(self, app: ASGIApp, ctx: IngressContext, metrics: Metrics) -> None:
         self.app = app
         self.ctx = ctx
-        self.requests = metrics.requests
-        self.ok = metrics.requests.labels(ROUTE, "POST", "200")
-        self.latency = metrics.latency.labels(ROUTE)
+        self.http = metrics.http
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != ROUTE or scope["method"] != "POST":
@@ -92,9 +90,10 @@ class FastChat:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
         self.ctx.plain_chat_answers += 1
-        counter = self.ok if status == 200 else self.requests.labels(ROUTE, "POST", str(status))
-        counter.inc()
-        self.latency.observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.http.observe(ROUTE, "POST", status, took)
+        if result is not None:
+            self.http.chat_answered(took, result.model_seconds)
 
     def _plain_length(self, scope: Scope) -> int | None:
         """The body's length when the request is the plain kind; None: Quart's."""

@@ -1,163 +1,114 @@
-"""`/metrics` in Prometheus text format (prometheus-client), one registry per suite.
+"""`/metrics` in Prometheus text format. With `METRICS_TOKEN` set, a scrape must send it as a
+bearer token.
 
-HTTP requests are counted and timed as they happen; everything else is read when scraped,
-from the store (the truth) and the suite's counters: messages by channel and direction,
-leads by class and channel, LLM calls/errors/tokens/latency, actor restarts, outbox and
-owner-notification queues, backup age. With `METRICS_TOKEN` set, a scrape must send it as
-a bearer token."""
+This process counts and times its HTTP requests as they happen (`HttpFigures`); at scrape
+time its figures (HTTP, model, actors, the process, its disk) are taken as one
+`ProcessFigures` snapshot, the store's as `ClusterFigures`, and metrics_render.py turns them
+into the page."""
 
 from __future__ import annotations
 
+import bisect
 import hmac
+import os
 import time
-from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
+import psutil
+import trio
 from quart import Blueprint, Quart, Response, g, request
 
-from store import backups
-from store.db import from_text
+from sales import identity
+from store import figures
+from store.errors import StoreError
 from supervisor.supervisor import ActorState
 
 from .context import IngressContext
+from .health import StoreWrites, overall
+from .metrics_render import (
+    CONTENT_TYPE,
+    ActorFigures,
+    HistogramFigures,
+    ProcessFigures,
+    render,
+)
 from .responses import error_response
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+MTOK = 1_000_000
+CHAT_ROUTE = "/api/chat"
 
 
-class StoreCollector(Collector):
-    """Families read at scrape time from the store and the suite's counters."""
+def route_class(route: str) -> str:
+    """A few classes for latency and errors: the chat, Meta's webhooks, the owner's API,
+    health, metrics, pages; `unmatched` for paths no route knows."""
+    if route == "unmatched":
+        return "unmatched"
+    if route.startswith("/api/chat"):
+        return "chat"
+    if route.startswith("/webhook"):
+        return "webhook"
+    if route.startswith("/api/"):
+        return "api"
+    if route.startswith("/health"):
+        return "health"
+    if route == "/metrics":
+        return "metrics"
+    return "page"
 
-    def __init__(self, ctx: IngressContext) -> None:
-        self.ctx = ctx
 
-    def collect(self) -> Iterator[Metric]:
-        yield from self._messages()
-        yield from self._queues()
-        yield from self._llm()
-        yield from self._actors()
-        yield from self._backup()
+class Buckets:
+    """A latency histogram with fixed bounds, cheap enough for every request."""
 
-    def _messages(self) -> Iterator[Metric]:
-        db = self.ctx.db
-        messages = CounterMetricFamily(
-            "ia_messages",
-            "Messages stored, by channel and direction",
-            labels=["channel", "direction"],
-        )
-        for channel, role, n in db.rows(
-            # Not the sandbox's (store/sandbox.py: keys that start with `sim:`).
-            "SELECT channel, role, count(*) FROM messages WHERE conversation_id NOT IN"
-            " (SELECT id FROM conversations WHERE substr(external_key, 1, 4) = 'sim:')"
-            " GROUP BY channel, role"
-        ):
-            direction = "in" if role == "user" else "out"
-            messages.add_metric([str(channel), direction], float(str(n)))
-        yield messages
+    def __init__(self, bounds: tuple[float, ...] = HTTP_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
 
-        leads = GaugeMetricFamily(
-            "ia_leads", "Leads by class and channel", labels=["classification", "channel"]
-        )
-        for klass, channel, n in db.rows(
-            "SELECT classification, channel, count(*) FROM leads WHERE sandbox = 0"
-            " GROUP BY classification, channel"
-        ):
-            leads.add_metric([str(klass), str(channel)], float(str(n)))
-        yield leads
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
 
-    def _queues(self) -> Iterator[Metric]:
-        db, notifier = self.ctx.db, self.ctx.suite.notifier_stats
-        outbox = GaugeMetricFamily(
-            "ia_outbox", "Sends to WhatsApp/Instagram by state", labels=["channel", "status"]
-        )
-        for channel, status, n in db.rows(
-            "SELECT channel, status, count(*) FROM outbox WHERE status IN ('pending', 'failed')"
-            " GROUP BY channel, status"
-        ):
-            outbox.add_metric([str(channel), str(status)], float(str(n)))
-        yield outbox
+    def snapshot(self) -> HistogramFigures:
+        return cumulative(self.bounds, self.counts, self.total)
 
-        owner = GaugeMetricFamily(
-            "ia_owner_notifications",
-            "E-mails and webhooks to the owner by state",
-            labels=["status"],
-        )
-        for status, n in db.rows(
-            "SELECT status, count(*) FROM owner_notifications GROUP BY status"
-        ):
-            owner.add_metric([str(status)], float(str(n)))
-        yield owner
 
-        resent = CounterMetricFamily(
-            "ia_resent_after_crash",
-            "Sends cut mid-request by a crash and sent again (each at most one duplicate)",
-            labels=["kind"],
-        )
-        resent.add_metric(["messaging"], notifier.sends_resent_after_crash)
-        resent.add_metric(["owner"], notifier.owner_resent_after_crash)
-        yield resent
+def cumulative(bounds: tuple[float, ...], counts: list[int], total: float) -> HistogramFigures:
+    running, out = 0, []
+    for bound, count in zip((*map(str, bounds), "+Inf"), counts, strict=True):
+        running += count
+        out.append((bound, running))
+    return HistogramFigures(tuple(out), total)
 
-    def _llm(self) -> Iterator[Metric]:
-        llm = self.ctx.suite.llm_stats
-        yield CounterMetricFamily("ia_llm_calls", "LLM calls (attempts)", value=llm.calls)
-        yield CounterMetricFamily("ia_llm_errors", "LLM answers given up", value=llm.errors)
-        tokens = CounterMetricFamily("ia_llm_tokens", "LLM tokens used", labels=["kind"])
-        tokens.add_metric(["prompt"], llm.prompt_tokens)
-        tokens.add_metric(["completion"], llm.completion_tokens)
-        yield tokens
-        latency = HistogramMetricFamily("ia_llm_latency_seconds", "LLM call latency")
-        latency.add_metric([], llm.latency.cumulative(), sum_value=llm.latency.total)
-        yield latency
 
-    def _actors(self) -> Iterator[Metric]:
-        restarts = CounterMetricFamily(
-            "ia_actor_restarts", "Restarts of each actor", labels=["actor"]
-        )
-        up = GaugeMetricFamily("ia_actor_up", "1 when the actor is running", labels=["actor"])
-        for actor in self.ctx.suite.actors():
-            restarts.add_metric([actor.name], actor.restarts)
-            up.add_metric([actor.name], 1.0 if actor.state == ActorState.RUNNING else 0.0)
-        yield restarts
-        yield up
+class HttpFigures:
+    """Requests by (route class, route, method, status), latency by route class, and the web
+    chat's time beyond the model's."""
 
-    def _backup(self) -> Iterator[Metric]:
-        last_good = backups.last_good_at(self.ctx.db)
-        if last_good is not None:
-            at = from_text(last_good)
-            yield GaugeMetricFamily(
-                "ia_backup_age_seconds",
-                "Seconds since the last good backup",
-                value=(datetime.now(UTC) - at).total_seconds(),
-            )
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str, str], int] = {}
+        self.seconds: dict[str, Buckets] = {}
+        self.chat_beyond_model = Buckets()
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        klass = route_class(route)
+        key = (klass, route, method, str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.seconds.setdefault(klass, Buckets()).observe(seconds)
+
+    def chat_answered(self, seconds: float, model_seconds: float) -> None:
+        self.chat_beyond_model.observe(max(0.0, seconds - model_seconds))
 
 
 class Metrics:
     def __init__(self, ctx: IngressContext) -> None:
         self.ctx = ctx
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
-            "ia_http_requests",
-            "HTTP requests by route, method and status",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "ia_http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["route"],
-            buckets=HTTP_BUCKETS,
-            registry=self.registry,
-        )
-        self.registry.register(StoreCollector(ctx))
+        self.http = HttpFigures()
+        self.worker = identity.current().name
+        self.process = psutil.Process(os.getpid())
+        self.writes = StoreWrites(ctx.db, ctx.settings.disk_min_free_mb)
 
     def instrument(self, app: Quart) -> None:
         @app.before_request
@@ -168,11 +119,78 @@ class Metrics:
         async def observed(response: Response) -> Response:
             # The route's pattern, never the raw path: ids would make endless series.
             route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            self.requests.labels(route, request.method, str(response.status_code)).inc()
             began = getattr(g, "metrics_started", None)
-            if began is not None:
-                self.latency.labels(route).observe(time.perf_counter() - began)
+            took = 0.0 if began is None else time.perf_counter() - began
+            self.http.observe(route, request.method, response.status_code, took)
+            model_seconds = getattr(g, "model_seconds", None)
+            if model_seconds is not None and route == CHAT_ROUTE and response.status_code == 200:
+                self.http.chat_answered(took, model_seconds)
             return response
+
+    def snapshot(self) -> ProcessFigures:
+        """This process's figures now."""
+        ctx = self.ctx
+        llm, notifier = ctx.suite.llm_stats, ctx.suite.notifier_stats
+        settings = ctx.settings
+        actors = ctx.suite.actors()
+        try:
+            status, _reasons = overall(ctx, self.writes, actors)
+        except StoreError:
+            status = "failing"  # the store does not answer; the process's figures still do
+        with self.process.oneshot():
+            cpu = self.process.cpu_times()
+            rss = self.process.memory_info().rss
+            fds = self.process.num_fds()
+            start = self.process.create_time()
+        memory = psutil.virtual_memory()
+        free, size = _disk(settings.database_path if ctx.db.path else settings.log_dir)
+        cost = (
+            llm.prompt_tokens * settings.llm_price_input_per_mtok
+            + llm.completion_tokens * settings.llm_price_output_per_mtok
+        ) / MTOK
+        return ProcessFigures(
+            worker=self.worker,
+            requests=dict(self.http.requests),
+            request_seconds={k: b.snapshot() for k, b in self.http.seconds.items()},
+            chat_beyond_model=self.http.chat_beyond_model.snapshot(),
+            llm_calls=llm.calls,
+            llm_answers=llm.answers,
+            llm_errors=llm.errors,
+            llm_timeouts=llm.timeouts,
+            llm_retries=llm.retries,
+            llm_failures_in_a_row=llm.failures_in_a_row,
+            llm_tokens={"prompt": llm.prompt_tokens, "completion": llm.completion_tokens},
+            llm_cost_usd=cost,
+            llm_seconds=HistogramFigures(tuple(llm.latency.cumulative()), llm.latency.total),
+            actors=tuple(
+                ActorFigures(a.name, a.state == ActorState.RUNNING, a.restarts, a.recent_restarts)
+                for a in actors
+            ),
+            resent_after_crash={
+                "messaging": notifier.sends_resent_after_crash,
+                "owner": notifier.owner_resent_after_crash,
+            },
+            owner_attempts={
+                "sent": notifier.owner_sent,
+                "failed": notifier.owner_retried + notifier.owner_failed,
+            },
+            health=status,
+            cpu_seconds=cpu.user + cpu.system,
+            resident_bytes=rss,
+            open_fds=fds,
+            start_time=start,
+            disk_free_bytes=free,
+            disk_size_bytes=size,
+            memory={"total": memory.total, "available": memory.available},
+            load1=os.getloadavg()[0],
+        )
+
+    def page(self) -> bytes:
+        try:
+            cluster: figures.ClusterFigures | None = figures.read(self.ctx.db, datetime.now(UTC))
+        except StoreError:
+            cluster = None  # no store-wide series rather than made-up zeros
+        return render([self.snapshot()], cluster)
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("metrics", __name__)
@@ -184,6 +202,16 @@ class Metrics:
                 given = request.headers.get("Authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                     return error_response(401, "Falta el token de métricas (METRICS_TOKEN)")
-            return Response(generate_latest(self.registry), content_type=CONTENT_TYPE)
+            await trio.lowlevel.checkpoint()
+            return Response(self.page(), content_type=CONTENT_TYPE)
 
         return bp
+
+
+def _disk(path: Path) -> tuple[int | None, int | None]:
+    """Free and total bytes of the disk holding `path`'s folder: the SQLite store's, or on
+    PostgreSQL the logs' (the database server watches its own)."""
+    with suppress(OSError):
+        usage = psutil.disk_usage(str(Path(path).resolve().parent))
+        return usage.free, usage.total
+    return None, None

@@ -22,7 +22,7 @@ from hypercorn.trio import serve
 
 from actors.ack_first import AckFirst
 
-from . import connections
+from . import connections, ops_watch
 from .app import MEGABYTES, create_app
 from .context import IngressContext
 from .fast_chat import FastChat
@@ -219,6 +219,7 @@ async def run(
                 BACKLOG,
             )
         task_status.started()
+        nursery.start_soon(ops_watch.watch, ctx)  # tells operations when health degrades
         await stop.wait()  # hypercorn has stopped accepting
         with trio.move_on_after(GRACEFUL_TIMEOUT) as grace:
             await app.wait_idle()

@@ -235,18 +235,21 @@ class OwnerDeliverer:
 
     async def _deliver(self, item: Notification) -> None:
         s = self.ctx.settings
+        ops = _is_ops(item)  # a notice to operations: OPS_EMAIL / OPS_WEBHOOK_URL first
         if item.transport == "email":
             owner = s.owner_email or self.ctx.business.notifications.ownerEmail
-            if not (owner and s.email_configured):
+            to = (s.ops_email or owner) if ops else owner
+            if not (to and s.email_configured):
                 raise MailError("e-mail no configurado (SMTP_HOST y OWNER_EMAIL)", transient=False)
-            await self.mailer.send(compose(s, owner, item))
+            await self.mailer.send(compose(s, to, item))
             return
-        if not s.webhook_url:
+        url = (s.ops_webhook_url or s.webhook_url) if ops else s.webhook_url
+        if not url:
             raise WebhookError("WEBHOOK_URL no está configurado", transient=False)
         try:
             with trio.fail_after(WEBHOOK_TIMEOUT):
                 response = await self.http.post(
-                    s.webhook_url,
+                    url,
                     content=item.body_text.encode(),
                     headers={"Content-Type": "application/json"},
                 )
@@ -284,6 +287,10 @@ class OwnerDeliverer:
 
 def _is_alert(item: Notification) -> bool:
     return item.event.startswith("alert_")
+
+
+def _is_ops(item: Notification) -> bool:
+    return item.event.startswith("ops_")
 
 
 class WebhookError(Exception):

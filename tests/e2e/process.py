@@ -35,6 +35,7 @@ class SuiteProcess:
             "LOG_DIR": str(workdir / "logs"),
             "BUSINESS_CONFIG": str(ROOT / "config" / "business.json"),
             "SYSTEM_PROMPT_PATH": str(ROOT / "prompts" / "systemPrompt.txt"),
+            "OPS_CHECK_INTERVAL": "600",  # health notices only where a test is about them
             **env,
         }
         self.process: trio.Process | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from sales import identity
 from tests.conftest import make_settings, running_suite
 
 UNCOMPARED = {"date", "server", "content-length"}
@@ -42,7 +43,11 @@ async def test_the_plain_path_answers_as_quart_does(tmp_path: Path) -> None:
         fresh = (await client.post("/api/chat", json={"message": "Hola"})).json()["data"]
         assert fresh["sessionId"].startswith("session_")
         metrics = (await client.get("/metrics")).text
-        line = 'ia_http_requests_total{method="POST",route="/api/chat",status="200"} 3.0'
+        worker = identity.current().name
+        line = (
+            'ia_http_requests_total{method="POST",route="/api/chat",route_class="chat",'
+            f'status="200",worker="{worker}"}} 3.0'
+        )
         assert line in metrics
         assert await plain_answers(client) == 2  # "plain" and "fresh"; "quart" went through Quart
 

@@ -237,7 +237,13 @@ async def test_a_demo_never_touches_real_leads_nor_their_figures(tmp_path: Path)
         assert [r["id"] for r in rows] == [str(real[0]["id"])]
         metrics = (await client.get("/metrics")).text
         assert metric_total(metrics, "ia_leads") == 1
-        assert 'channel="whatsapp"' not in metrics.split("# HELP ia_leads ")[1].split("# HELP")[0]
+        whatsapp = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith(("ia_leads{", "ia_leads_created_total{"))
+            and 'channel="whatsapp"' in line
+        ]
+        assert whatsapp and all(line.endswith(" 0.0") for line in whatsapp)
         assert metric_total(metrics, "ia_messages_total") == 2  # the real visitor's turn
 
         # The sandbox has the demo's leads, but the admin API does not show or change them.

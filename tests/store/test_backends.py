@@ -13,6 +13,7 @@ from store import conversations, lead_reports, leads, messages
 from store.backends import PostgresStore, Store
 from store.db import Database
 from store.errors import ConstraintError, StoreError, StoreUnavailable
+from store.migrations import MIGRATIONS
 from store.postgres import location, redact, to_pyformat
 from store.text import fold
 from tests.conftest import open_test_store, postgres_schema
@@ -221,12 +222,15 @@ def test_postgresql_migrations_run_once_and_need_a_twin_for_each_sqlite_one(
         first.close()
         again = PostgresStore.open(url, pool_size=1)  # already migrated: nothing to do
         with again.connection() as db:
-            assert db.schema_version() == 12 and _count(db, "schema_version") == 1
+            assert db.schema_version() == len(MIGRATIONS) and _count(db, "schema_version") == 1
         again.close()
         import store.postgres
 
-        monkeypatch.setattr(store.postgres, "MIGRATIONS", (*store.postgres.MIGRATIONS, "-- 13"))
-        with pytest.raises(StoreError, match="migration 13 has no PostgreSQL twin"):
+        extra = len(MIGRATIONS) + 1
+        monkeypatch.setattr(
+            store.postgres, "MIGRATIONS", (*store.postgres.MIGRATIONS, f"-- {extra}")
+        )
+        with pytest.raises(StoreError, match=f"migration {extra} has no PostgreSQL twin"):
             PostgresStore.open(url, pool_size=1)
 
 
