@@ -4,6 +4,9 @@
 # upgrade (the code is replaced, config and data are kept).
 #
 #   sudo deploy/install.sh ventas.example.cl admin@example.cl
+#
+# Behind one nginx for several nodes (README, "From one server to several"), name them:
+#   sudo UPSTREAMS="10.0.0.11:3000 10.0.0.12:3000" deploy/install.sh ventas.example.cl admin@example.cl
 set -euo pipefail
 
 DOMAIN=${1:?usage: install.sh DOMAIN EMAIL_FOR_LETSENCRYPT}
@@ -63,12 +66,9 @@ systemctl restart ia-comercial
 
 # nginx: plain HTTP first (for the ACME challenge), then the certificate, then TLS.
 render() {
-  sed -e "s|__DOMAIN__|$DOMAIN|g" -e "s|__APP_DIR__|$APP_DIR|g" \
-      -e "s|__UPSTREAM__|127.0.0.1:${PORT:-3000}|g" -e "s|__ACME_ROOT__|$ACME_ROOT|g" \
-      -e "s|__HTTP_PORT__|80|g" -e "s|__HTTPS_PORT__|443|g" \
-      -e "s|__CERT__|/etc/letsencrypt/live/$DOMAIN/fullchain.pem|g" \
-      -e "s|__KEY__|/etc/letsencrypt/live/$DOMAIN/privkey.pem|g" \
-      "$APP_DIR/deploy/nginx/ia-comercial.conf"
+  DOMAIN=$DOMAIN APP_DIR=$APP_DIR ACME_ROOT=$ACME_ROOT UPSTREAMS=${UPSTREAMS:-} \
+    CERT=/etc/letsencrypt/live/$DOMAIN/fullchain.pem KEY=/etc/letsencrypt/live/$DOMAIN/privkey.pem \
+    "$APP_DIR/deploy/nginx/render.sh"
 }
 rm -f /etc/nginx/sites-enabled/default
 if [ ! -f "/etc/letsencrypt/live/$DOMAIN/fullchain.pem" ]; then

@@ -3,11 +3,12 @@ loopback ports, configured from deploy/nginx/ia-comercial.conf as the install sc
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.ingress.test_keepalive import KeepAliveClient, next_request_answered
 from tests.meta import META_ENV
 
 SITE = ROOT / "deploy" / "nginx" / "ia-comercial.conf"
+RENDER = ROOT / "deploy" / "nginx" / "render.sh"
 
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
@@ -35,29 +37,38 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def configure(tmp_path: Path, upstream: str) -> tuple[list[str], int, int]:
-    """Write nginx.conf around the shipped site (as install.sh fills it in) and check it
-    with `nginx -t`; returns the command line to run it and its two ports."""
+def render(upstreams: Sequence[str], **values: str) -> subprocess.CompletedProcess[str]:
+    """deploy/nginx/render.sh, as install.sh runs it."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "UPSTREAMS": " ".join(upstreams)}
+    return subprocess.run(
+        ["bash", str(RENDER)], env={**env, **values}, capture_output=True, text=True, timeout=30
+    )
+
+
+def configure(tmp_path: Path, upstreams: str | Sequence[str]) -> tuple[list[str], int, int]:
+    """Write nginx.conf around the shipped site (rendered by render.sh, as install.sh does,
+    with one upstream server per node) and check it with `nginx -t`; returns the command line
+    to run it and its two ports."""
     nginx = require_system("/usr/sbin/nginx", "nginx")
     cert, key = self_signed(tmp_path)
     acme = tmp_path / "acme"
     (acme / ".well-known" / "acme-challenge").mkdir(parents=True)
     (acme / ".well-known" / "acme-challenge" / "token").write_text("challenge-ok")
     http_port, https_port = free_port(), free_port()
-    site = SITE.read_text()
-    for placeholder, value in {
-        "__DOMAIN__": "localhost",
-        "__APP_DIR__": str(ROOT),
-        "__UPSTREAM__": upstream,
-        "__CERT__": str(cert),
-        "__KEY__": str(key),
-        "__ACME_ROOT__": str(acme),
-        "__HTTP_PORT__": f"127.0.0.1:{http_port}",
-        "__HTTPS_PORT__": f"127.0.0.1:{https_port}",
-    }.items():
-        site = site.replace(placeholder, value)
+    rendered = render(
+        [upstreams] if isinstance(upstreams, str) else upstreams,
+        DOMAIN="localhost",
+        APP_DIR=str(ROOT),
+        CERT=str(cert),
+        KEY=str(key),
+        ACME_ROOT=str(acme),
+        HTTP_PORT=f"127.0.0.1:{http_port}",
+        HTTPS_PORT=f"127.0.0.1:{https_port}",
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert "__" not in rendered.stdout, "a placeholder was left unfilled"
     # Loopback only here: the [::] listeners are for the real server.
-    site = "\n".join(line for line in site.splitlines() if "listen [::]" not in line)
+    site = "\n".join(line for line in rendered.stdout.splitlines() if "listen [::]" not in line)
     (tmp_path / "site.conf").write_text(site)
     (tmp_path / "nginx.conf").write_text(
         f"""
@@ -85,8 +96,10 @@ def configure(tmp_path: Path, upstream: str) -> tuple[list[str], int, int]:
 
 
 @asynccontextmanager
-async def nginx_in_front(tmp_path: Path, upstream: str) -> AsyncIterator[tuple[str, str]]:
-    command, http_port, https_port = configure(tmp_path, upstream)
+async def nginx_in_front(
+    tmp_path: Path, upstreams: str | Sequence[str]
+) -> AsyncIterator[tuple[str, str]]:
+    command, http_port, https_port = configure(tmp_path, upstreams)
     process = await trio.lowlevel.open_process(command, stderr=subprocess.DEVNULL)
     try:
         with trio.fail_after(10):
@@ -200,6 +213,70 @@ async def test_a_refused_body_leaves_the_connections_usable(tmp_path: Path) -> N
                     assert refusal is not None and refusal.status == 413, path
                     assert "demasiado grande" in refusal.body.decode()  # the suite's own 413
                     assert await next_request_answered(client, refusal), path
+
+
+def test_render_writes_one_upstream_server_per_node_and_refuses_a_bad_one() -> None:
+    values = {"DOMAIN": "ventas.example.cl", "APP_DIR": "/opt/ia-comercial",
+              "ACME_ROOT": "/var/www/letsencrypt", "CERT": "/c.pem", "KEY": "/k.pem"}  # fmt: skip
+    one = render([], **values, PORT="3100")
+    assert one.returncode == 0, one.stderr
+    assert re.findall(r"^\s*server (\S+) max_fails", one.stdout, re.M) == ["127.0.0.1:3100"]
+    three = render(["10.0.0.11:3000", "10.0.0.12:3000", "node-c:3000"], **values)
+    assert three.returncode == 0, three.stderr
+    servers = re.findall(r"^\s*server (\S+) max_fails=1 fail_timeout=10s;", three.stdout, re.M)
+    assert servers == ["10.0.0.11:3000", "10.0.0.12:3000", "node-c:3000"]
+    assert "__" not in three.stdout and "server_name ventas.example.cl;" in three.stdout
+    bad = render(["10.0.0.11"], **values)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "UPSTREAMS: '10.0.0.11' is not host:port" in bad.stderr
+    missing = render([], **{k: v for k, v in values.items() if k != "CERT"})
+    assert missing.returncode != 0 and "CERT is needed" in missing.stderr
+
+
+async def test_nginx_leaves_out_a_node_that_is_down(tmp_path: Path) -> None:
+    """Two nodes behind one nginx: both take chats; with one stopped every chat still gets
+    its answer from the other (a request not yet sent goes to the next node), and the dead
+    one is left out instead of being tried on every request."""
+    async with (
+        running_suite(make_settings(tmp_path / "a", TRUSTED_PROXIES="127.0.0.1")) as (a, _),
+        running_suite(make_settings(tmp_path / "b", TRUSTED_PROXIES="127.0.0.1")) as (b, _),
+    ):
+        upstreams = [a.url.removeprefix("http://"), b.url.removeprefix("http://")]
+        async with (
+            nginx_in_front(tmp_path, upstreams) as (_http_url, https_url),
+            httpx.AsyncClient(verify=False, timeout=30) as client,
+        ):
+
+            async def chats(prefix: str, count: int) -> list[int]:
+                codes = []
+                for i in range(count):  # one by one: under the per-client rate limit
+                    r = await client.post(
+                        f"{https_url}/api/chat",
+                        json={"message": "Hola", "sessionId": f"{prefix}{i}"},
+                    )
+                    codes.append(r.status_code)
+                    await trio.sleep(0.5)
+                return codes
+
+            assert await chats("both-", 6) == [200] * 6
+            assert a.db is not None and b.db is not None
+            answered_by = {
+                "a": a.db.scalar("SELECT count(*) FROM conversations"),
+                "b": b.db.scalar("SELECT count(*) FROM conversations"),
+            }
+            assert answered_by["a"] > 0 and answered_by["b"] > 0, answered_by
+            b.shutdown()
+            with trio.fail_after(30):
+                while True:
+                    try:
+                        async with httpx.AsyncClient() as probe:
+                            await probe.get(f"{b.url}/health")
+                    except httpx.TransportError:
+                        break
+                    await trio.sleep(0.1)
+            assert await chats("one-", 6) == [200] * 6
+    errors = (tmp_path / "error.log").read_text()
+    assert "connect() failed" in errors  # nginx tried the dead node, then the other
 
 
 def test_the_shipped_limits_agree_with_the_suite() -> None:
