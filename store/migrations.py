@@ -460,6 +460,38 @@ CREATE TABLE ops_notice_state (
 );
 """
 
+CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES = """
+-- Several processes (and servers) share one store: who owns what goes through it. A lease
+-- names a piece of work (`leader`, `conversation:<id>`, ...) and its owner (sales/identity.py
+-- `node/worker`) until `expires_at`; the owner renews it while it works, and another may take
+-- it once it has expired (a dead process's work is taken over within the lease's time).
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    acquired_at TEXT NOT NULL
+);
+CREATE INDEX leases_by_owner ON leases (owner, expires_at);
+
+-- Each live process beats here every few seconds with its actors' states (health, status).
+CREATE TABLE heartbeats (
+    worker TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    beat_at TEXT NOT NULL,
+    actors TEXT NOT NULL DEFAULT '{}'
+);
+
+-- Failed dashboard logins per client, so the throttle holds across processes.
+CREATE TABLE login_failures (
+    id INTEGER PRIMARY KEY,
+    client TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX login_failures_by_client ON login_failures (client, at);
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -474,4 +506,5 @@ MIGRATIONS: tuple[str, ...] = (
     V11_UNSUPPORTED_EVENTS,
     V12_STABLE_LEAD_IDS_AND_SENDS_IN_FLIGHT,
     OPS_NOTICE_STATE,
+    CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES,
 )

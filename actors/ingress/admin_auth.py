@@ -2,15 +2,14 @@
 `ADMIN_PASSWORD_HASH`), server-side sessions in a cookie (256-bit random, HttpOnly,
 SameSite=Strict; `Secure` with the `__Host-` prefix over HTTPS), a CSRF token for every
 state-changing request, idle and absolute timeouts, and login attempts throttled per client
-address (a noisy client never locks out the others)."""
+address (a noisy client never locks out the others). Sessions, their CSRF tokens and the
+failed attempts live in the store, so every process of a cluster sees the same ones."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import wraps
@@ -20,7 +19,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from quart import Blueprint, Response, g, request
 
-from store import admin_sessions
+from store import admin_sessions, login_failures
 from store.admin_sessions import Session
 
 from .context import IngressContext
@@ -41,47 +40,9 @@ Handler = Callable[..., Awaitable[Response]]
 events = logging.getLogger("business")  # one line per business event, no personal data
 
 
-class LoginThrottle:
-    """Failed logins per client address in a sliding window."""
-
-    def __init__(self, limit: int = MAX_FAILURES, window: float = FAILURE_WINDOW) -> None:
-        self.limit = limit
-        self.window = window
-        self.failures: dict[str, deque[float]] = {}
-
-    def _recent(self, client: str) -> deque[float]:
-        now = time.monotonic()
-        failures = self.failures.setdefault(client, deque())
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        if not failures:
-            self.failures.pop(client, None)
-        return failures
-
-    def blocked(self, client: str) -> float:
-        """Seconds this client must wait, 0 when it may try."""
-        failures = self._recent(client)
-        if len(failures) < self.limit:
-            return 0.0
-        return max(0.0, self.window - (time.monotonic() - failures[0]))
-
-    def attempt(self, client: str) -> float:
-        """Take one attempt (0.0) or say how long to wait. An attempt counts as a failure from
-        the moment it is taken, before the password is read and checked, so concurrent
-        requests cannot all pass the check at once; a success takes it back."""
-        wait = self.blocked(client)
-        if not wait:
-            self.failures.setdefault(client, deque()).append(time.monotonic())
-        return wait
-
-    def succeeded(self, client: str) -> None:
-        self.failures.pop(client, None)
-
-
 class AdminAuth:
     def __init__(self, ctx: IngressContext) -> None:
         self.ctx = ctx
-        self.throttle = LoginThrottle()
         self.hasher = PasswordHasher()
         s = ctx.settings
         self.idle = timedelta(seconds=s.session_idle)
@@ -132,7 +93,10 @@ class AdminAuth:
             if not self.ctx.settings.admin_configured:
                 return error_response(503, NOT_CONFIGURED)
             client = request.remote_addr or "?"
-            wait = self.throttle.attempt(client)  # no await between the check and the count
+            # One attempt counts as a failure from the moment it is taken, before the password
+            # is read, so concurrent requests (of any process: the count is in the store)
+            # cannot all pass the check at once; a success takes it back.
+            wait = login_failures.attempt(self.ctx.db, client, MAX_FAILURES, FAILURE_WINDOW)
             if wait:
                 _login_event("refused (too many attempts)", client)
                 response = error_response(429, "Demasiados intentos; espera un momento")
@@ -146,7 +110,7 @@ class AdminAuth:
             if not isinstance(password, str) or not self.password_ok(password):
                 _login_event("failed", client)
                 return error_response(401, "Contraseña incorrecta")  # the attempt stays counted
-            self.throttle.succeeded(client)
+            login_failures.succeeded(self.ctx.db, client)
             _login_event("ok", client)
             token, csrf = admin_sessions.create(self.ctx.db, client)
             response = json_response({"success": True, "csrfToken": csrf})
