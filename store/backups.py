@@ -143,24 +143,43 @@ def prune(backup_dir: Path, keep_days: int, now: datetime) -> list[Path]:
 
 
 @contextmanager
-def held(db_path: Path) -> Iterator[IO[bytes]]:
-    """The running suite's claim on its database (a lock file beside it)."""
+def held(db_path: Path, worker: int | None = None) -> Iterator[None]:
+    """A claim on the database, in lock files beside it. A suite claims it as its worker
+    (sales/identity.py): several workers share one file, each number at most once; without
+    a worker (`restore`) the claim is the whole file, refused while any worker holds it."""
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path(db_path), "ab") as lock:
+    with open(lock_path(db_path), "ab") as whole:
+        _claim(whole, fcntl.LOCK_EX if worker is None else fcntl.LOCK_SH, db_path, worker)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BackupError(
-                f"another instance of the suite is using {db_path} (stop it first)"
-            ) from None
-        try:
-            yield lock
+            if worker is None:
+                yield
+                return
+            with open(worker_lock_path(db_path, worker), "ab") as own:
+                _claim(own, fcntl.LOCK_EX, db_path, worker)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(own, fcntl.LOCK_UN)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(whole, fcntl.LOCK_UN)
+
+
+def _claim(lock: IO[bytes], how: int, db_path: Path, worker: int | None) -> None:
+    try:
+        fcntl.flock(lock, how | fcntl.LOCK_NB)
+    except BlockingIOError:
+        who = "" if worker is None else f" as worker {worker}"
+        raise BackupError(
+            f"another instance of the suite is using {db_path}{who} (stop it first)"
+        ) from None
 
 
 def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
+
+
+def worker_lock_path(db_path: Path, worker: int) -> Path:
+    return db_path.with_name(f"{db_path.name}.worker-{worker}.lock")
 
 
 def restore(db_path: Path, source: Path) -> Path | None:

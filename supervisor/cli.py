@@ -19,6 +19,7 @@ import trio
 
 from sales.business import BusinessConfig
 from sales.errors import ConfigProblem
+from sales.identity import current as current_identity
 from sales.settings import Settings, load_settings
 from store import backups, legacy_import, pg_backups, postgres, store_import
 from store.backends import CONNECT_TIMEOUT, Store, open_store
@@ -151,7 +152,8 @@ def _ask(message: dict[str, object]) -> dict[str, object] | int:
     if isinstance(settings, int):
         return settings
     try:
-        return control.request(control.socket_path(settings.database_path), message)
+        path = control.socket_path(settings.database_path, current_identity().worker)
+        return control.request(path, message)
     except control.NotRunning as exc:
         print(f"ia-comercial: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -406,7 +408,7 @@ def cmd_run() -> int:
 
     try:
         if not settings.database_url:  # SQLite only: PostgreSQL has no file to claim
-            with backups.held(settings.database_path):
+            with backups.held(settings.database_path, current_identity().worker):
                 pass  # the suite takes the claim for good once it runs
         _check_port(settings)
     except (OSError, BackupError) as exc:

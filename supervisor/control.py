@@ -34,8 +34,10 @@ class Controlled(Protocol):
     async def restart_actor(self, name: str) -> None: ...
 
 
-def socket_path(database_path: Path) -> Path:
-    return database_path.parent / "control.sock"
+def socket_path(database_path: Path, worker: int = 1) -> Path:
+    """Beside the database, one per worker (several may share the folder)."""
+    name = "control.sock" if worker == 1 else f"control-{worker}.sock"
+    return database_path.parent / name
 
 
 def actor_rows(actors: tuple[ActorStatistics, ...]) -> list[dict[str, Any]]:

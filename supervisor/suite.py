@@ -36,7 +36,7 @@ from typing import Generic, Protocol, TypeVar
 
 import trio
 
-from actors import backup, classifier, conversation, ingress, notifier
+from actors import backup, classifier, cluster, conversation, ingress, notifier
 from actors.ack_first import AckFirst
 from actors.conversation.model_gate import ModelGate
 from actors.messages import InboundMessage, NotifierNotice
@@ -45,6 +45,7 @@ from sales.business import BusinessConfig
 from sales.classify import ClassifierStatistics
 from sales.errors import ConfigProblem
 from sales.failpoints import Failpoints
+from sales.identity import current as current_identity
 from sales.settings import Settings
 from store import backups, maintenance, pg_loop, postgres, prompts
 from store.backups import BackupError
@@ -139,6 +140,7 @@ class Suite:
         self.conversation_ctx: conversation.ConversationContext | None = None
         self.business_holders: list[_HoldsBusiness] = []  # every context given `business`
         self.reconfiguring = trio.Lock()  # one change of rules or business at a time
+        self.cluster = cluster.ClusterState(current_identity())  # who this process is
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
 
@@ -219,6 +221,12 @@ class Suite:
             },
         }
 
+    def cluster_report(self) -> dict[str, object]:
+        """This worker and every live one of the cluster (heartbeats and leases in the store)."""
+        if self.db is None:
+            return {"this": asdict(self.cluster.statistics())}
+        return cluster.report(self.db, self.cluster)
+
     def queues(self) -> dict[str, dict[str, int]]:
         return self.channels.statistics()
 
@@ -291,8 +299,9 @@ class Suite:
                 await self._run(task_status)
                 return
             try:
-                # One suite per database file: `restore` and a second instance see the claim.
-                claim.enter_context(backups.held(path))
+                # One suite per worker number on a database file: `restore` and a second
+                # instance as the same worker see the claim (other workers share the file).
+                claim.enter_context(backups.held(path, self.cluster.identity.worker))
                 self.db = open_database(path)
             except (OSError, StoreError, BackupError) as exc:
                 raise startup_problem("DATABASE_PATH", path, exc) from None
@@ -310,7 +319,9 @@ class Suite:
             self.supervisor = Supervisor(self._children(self.db), on_status=self.systemd.status)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.systemd.keep_watchdog_fed)
-                socket = control.socket_path(self.settings.database_path)
+                socket = control.socket_path(
+                    self.settings.database_path, self.cluster.identity.worker
+                )
                 try:
                     await nursery.start(
                         control.serve, socket, self, Redactor(self.settings.secrets())
@@ -352,6 +363,12 @@ class Suite:
             [
                 # A checkpoint or a backup in a thread cannot be cancelled: give it time to end.
                 ChildSpec("store", self._store_keeper(db), shutdown_timeout=30 * SECONDS),
+                # Before the backup and the notifier: they act only while this one leads.
+                ChildSpec(
+                    "cluster",
+                    partial(cluster.run, cluster.ClusterContext(db, self.cluster, self._states)),
+                    shutdown_timeout=5 * SECONDS,
+                ),
                 ChildSpec("backup", partial(backup.run, backup_ctx), shutdown_timeout=60 * SECONDS),
                 ChildSpec(
                     "notifier",
@@ -375,6 +392,17 @@ class Suite:
                 ),
             ],
         )
+
+    def _states(self) -> dict[str, object]:
+        """Each actor's state, restarts and uptime: what the heartbeat carries."""
+        return {
+            a.name: {
+                "state": str(a.state),
+                "restarts": a.restarts,
+                "uptimeSeconds": None if a.uptime_seconds is None else round(a.uptime_seconds),
+            }
+            for a in self.actors()
+        }
 
     @staticmethod
     def _outlasting_losses(db: Database, children: list[ChildSpec]) -> list[ChildSpec]:
@@ -408,6 +436,7 @@ class Suite:
             stats=self.notifier_stats,
             clock=lambda: self.clock(),
             ack_first=self.ack_first,
+            leader=self.cluster.is_leader,
         )
         backup_ctx = backup.BackupContext(
             db=db,
@@ -415,6 +444,7 @@ class Suite:
             business=self.business,
             stats=self.backup_stats,
             clock=lambda: self.clock(),
+            leader=self.cluster.is_leader,
         )
         ingress_ctx = ingress.IngressContext(
             settings=self.settings,

@@ -2,7 +2,8 @@
 the live database in a worker thread (SQLite, `store/backups.py`: `VACUUM INTO` on its own
 connection, then `integrity_check`; PostgreSQL, `store/pg_backups.py`: `pg_dump`, then
 `pg_restore --list`), its result stored, and backups older than
-`BACKUP_KEEP_DAYS` removed (never the newest). A failed or overdue backup makes
+`BACKUP_KEEP_DAYS` removed (never the newest). In a cluster only the leader (actors/cluster)
+takes it. A failed or overdue backup makes
 `/health/detailed` say `degraded`."""
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class BackupContext:
     business: BusinessConfig
     stats: BackupStatistics = field(default_factory=BackupStatistics)
     clock: Callable[[], datetime] = system_clock
+    # Whether this process leads its cluster (actors/cluster): only the leader backs up.
+    leader: Callable[[], bool] = lambda: True
 
 
 def next_run(after: datetime, at: str, zone: ZoneInfo) -> datetime:
@@ -118,7 +121,10 @@ async def run(
         now = ctx.clock()
         zone = ZoneInfo(ctx.business.schedule.timezone)  # the config in force (editable)
         if last_look < now and next_run(last_look, at, zone) <= now:
-            await backup_now(ctx)
+            if ctx.leader():
+                await backup_now(ctx)
+            else:
+                log.info("backup due: the cluster's leader takes it")
         last_look = now
         # The wall clock is looked at again every SCHEDULER_INTERVAL (it may jump).
         with trio.move_on_after(ctx.settings.scheduler_interval):

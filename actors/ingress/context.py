@@ -42,6 +42,8 @@ class SuiteStatus(Protocol):
 
     def llm_report(self) -> dict[str, object]: ...
 
+    def cluster_report(self) -> dict[str, object]: ...
+
     file_rules: str
     rules: str
 

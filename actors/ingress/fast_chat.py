@@ -73,6 +73,7 @@ class FastChat:
         try:
             result = await answer_plain(self.ctx, session_id, text)
         except StoreUnavailable:
+            result = None
             status, extra = 503, retry
             data: dict[str, Any] = {"success": False, "error": STORE_UNAVAILABLE}
         else:

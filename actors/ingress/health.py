@@ -316,6 +316,7 @@ def detailed_report(
         | {"timeouts": llm.timeouts, "failuresInARow": llm.failures_in_a_row},
         "channels": channels_report(ctx),
         "work": ctx.suite.work(),
+        "cluster": ctx.suite.cluster_report(),
         "process": proc,
         "system": system,
     }

@@ -66,6 +66,9 @@ class NotifierContext:
     stats: NotifierStatistics = field(default_factory=NotifierStatistics)
     clock: Callable[[], datetime] = system_clock
     ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
+    # Whether this process leads its cluster (actors/cluster): only the leader plans
+    # follow-ups and queues the daily summary.
+    leader: Callable[[], bool] = lambda: True
 
 
 def retry_delay(attempt: int) -> float:
@@ -303,10 +306,11 @@ class WebhookError(Exception):
 async def _follow_ups_forever(ctx: NotifierContext, deliverer: Deliverer) -> None:
     while True:
         # Built each time from the business config in force (the owner may edit it).
-        follow = LoggedFollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
-        if follow.tick():
-            deliverer.start_due()
-        ctx.stats.follow_up_runs += 1
+        if ctx.leader():
+            follow = LoggedFollowUps(ctx.db, ctx.business, ctx.settings, ctx.clock)
+            if follow.tick():
+                deliverer.start_due()
+            ctx.stats.follow_up_runs += 1
         await trio.sleep(ctx.settings.scheduler_interval)
 
 

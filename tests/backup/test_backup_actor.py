@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import trio
 
 from actors.backup import next_run
@@ -71,3 +72,25 @@ async def test_a_failed_or_overdue_backup_makes_the_suite_degraded(tmp_path: Pat
         assert "el último respaldo falló: NotADirectoryError" in reasons
         assert "respaldo atrasado" in reasons
         assert (await client.get("/health")).json() == {"status": "ok"}  # still cheap
+
+
+async def test_two_workers_on_one_store_take_one_backup_on_the_leader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(
+        tmp_path, BACKUP_TIME="03:00", SCHEDULER_INTERVAL="0.05", BACKUP_DIR=str(tmp_path / "b")
+    )
+    clock = Clock(datetime(2026, 3, 2, 2, 59, 58, tzinfo=SANTIAGO))
+    async with running_suite(settings) as (first, client):
+        monkeypatch.setenv("IA_COMERCIAL_WORKER", "2")  # the second worker on the same file
+        async with running_suite(settings) as (second, _):
+            first.clock = second.clock = clock
+            assert first.cluster.is_leader() and not second.cluster.is_leader()
+            await trio.sleep(0.3)
+            clock.at += timedelta(seconds=3)
+            await wait_for(lambda: list((tmp_path / "b").glob("leads-*.db")))
+            await trio.sleep(0.5)
+            assert len(list((tmp_path / "b").glob("leads-*.db"))) == 1
+            assert (first.backup_stats.taken, second.backup_stats.taken) == (1, 0)
+        detailed = (await client.get("/health/detailed")).json()
+        assert detailed["store"]["lastBackup"]["ok"] is True

@@ -14,7 +14,7 @@ import trio
 from tests.conftest import KNOWN_SECRET
 from tests.e2e.process import SuiteProcess
 
-ACTORS = ("store", "backup", "notifier", "classifier", "conversation", "ingress")
+ACTORS = ("store", "cluster", "backup", "notifier", "classifier", "conversation", "ingress")
 
 
 def cli(suite: SuiteProcess, *args: str) -> subprocess.CompletedProcess[str]:

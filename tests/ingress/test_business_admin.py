@@ -18,7 +18,7 @@ from tests.conftest import DATA, ROOT, make_settings, running_suite, wait_for
 from tests.fakes.openai_server import EchoLast, FakeOpenAI
 
 PASSWORD = "negocio-KNOWN-clave-1"
-ACTORS = ("store", "backup", "notifier", "classifier", "conversation", "ingress")
+ACTORS = ("store", "cluster", "backup", "notifier", "classifier", "conversation", "ingress")
 
 
 def config_copy(tmp_path: Path, source: Path) -> Path:

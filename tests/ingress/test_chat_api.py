@@ -205,6 +205,7 @@ async def test_health_endpoints(tmp_path: Path) -> None:
         assert detailed["status"] == "ok"
         assert {a["name"]: a["state"] for a in detailed["actors"]} == {
             "store": "running",
+            "cluster": "running",
             "backup": "running",
             "notifier": "running",
             "classifier": "running",

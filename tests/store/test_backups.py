@@ -115,6 +115,22 @@ def test_restore_checks_the_file_and_refuses_a_held_database(tmp_path: Path) -> 
     assert kept is not None and kept.exists() and ".replaced-" in kept.name
 
 
+def test_workers_share_a_database_each_number_once_and_restore_waits_for_all(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "leads.db"
+    open_database(db_path).close()
+    good = backups.take(db_path, tmp_path / "b")
+    assert good.path is not None
+    with backups.held(db_path, 1), backups.held(db_path, 2):
+        with pytest.raises(BackupError, match=r"another instance .* as worker 2"):
+            with backups.held(db_path, 2):
+                pass
+        with pytest.raises(BackupError, match="another instance"):
+            backups.restore(db_path, good.path)
+    assert backups.restore(db_path, good.path) is not None
+
+
 def test_a_backup_cut_by_a_crash_leaves_nothing_behind(tmp_path: Path) -> None:
     db_path = tmp_path / "leads.db"
     open_database(db_path).close()

@@ -73,7 +73,7 @@ async def _cut_and_restored(
         # Nothing restarted: the actors cut by the loss resumed in place (before, the
         # notifier crash-looped past the supervisor's intensity and the suite stopped).
         assert {a["name"]: a["restarts"] for a in detailed["actors"]} == dict.fromkeys(
-            ("store", "backup", "notifier", "classifier", "conversation", "ingress"), 0
+            ("store", "cluster", "backup", "notifier", "classifier", "conversation", "ingress"), 0
         )
         work = detailed["work"]["store"]
         assert work["outlasted"] >= 1 and work["reconnects"] >= 1 and work["connected"]
