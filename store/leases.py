@@ -20,7 +20,13 @@ LEADER = "leader"
 
 
 def conversation(conversation_id: int) -> str:
+    """Who answers this conversation's messages (actors/conversation/lanes.py)."""
     return f"conversation:{conversation_id}"
+
+
+def outbox(conversation_id: int) -> str:
+    """Who sends this conversation's outbox, in order (actors/notifier)."""
+    return f"outbox:{conversation_id}"
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,12 @@ def record_reply(
     return reply_id
 
 
+def is_pending(db: Database, message_id: int) -> bool:
+    """Whether an inbound message still waits for its turn (not answered, held or failed)."""
+    found = db.scalar("SELECT 1 FROM messages WHERE id = ? AND status = 'pending'", (message_id,))
+    return found is not None
+
+
 def reply_to(db: Database, inbound_id: int) -> StoredMessage | None:
     row = db.one(f"SELECT {_COLUMNS} FROM messages WHERE reply_to = ?", (inbound_id,))
     return _from_row(row) if row else None

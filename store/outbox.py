@@ -108,15 +108,20 @@ def mark_sending(db: Database, item_id: int) -> None:
     db.execute("UPDATE outbox SET sending_since = ? WHERE id = ?", (utc_now(), item_id))
 
 
-def cut_by_crash(db: Database) -> int:
+def cut_by_crash(db: Database, conversation_id: int | None = None) -> int:
     """Sends that were in flight when the process died (marked, never answered): counted,
-    unmarked and left pending, so they go again — at most one duplicate each."""
-    with db.transaction():
-        cut = db.changes(
+    unmarked and left pending, so they go again — at most one duplicate each. In a cluster,
+    one conversation's, by whoever just took its outbox lease (its sender is gone)."""
+    if conversation_id is None:
+        return db.changes(
             "UPDATE outbox SET sending_since = NULL"
             " WHERE sending_since IS NOT NULL AND status = 'pending'"
         )
-    return cut
+    return db.changes(
+        "UPDATE outbox SET sending_since = NULL"
+        " WHERE conversation_id = ? AND sending_since IS NOT NULL AND status = 'pending'",
+        (conversation_id,),
+    )
 
 
 def mark_sent(db: Database, item_id: int, provider_message_id: str | None) -> None:

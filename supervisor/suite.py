@@ -352,6 +352,7 @@ class Suite:
             failpoints=self.failpoints,
             limits=conversation.LaneLimits(debounce=self.settings.debounce_seconds),
             ack_first=self.ack_first,
+            owner=self.cluster.owner,
         )
         classifier_ctx = classifier.ClassifierContext(
             db, lambda: conversation_ctx.rules.classifier, self.ack_first
@@ -437,6 +438,7 @@ class Suite:
             clock=lambda: self.clock(),
             ack_first=self.ack_first,
             leader=self.cluster.is_leader,
+            owner=self.cluster.owner,
         )
         backup_ctx = backup.BackupContext(
             db=db,

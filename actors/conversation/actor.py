@@ -39,6 +39,7 @@ class ConversationContext:
     counters: TurnCounters = field(default_factory=TurnCounters)  # outlive an incarnation
     router: LaneRouter | None = None  # the running incarnation's
     path: TurnPath | None = None
+    owner: str | None = None  # this process on conversation leases (a cluster); None: alone
 
     def use_rules(self, rules: TurnRules) -> None:
         self.rules = rules
@@ -79,7 +80,7 @@ async def run(
         counters=ctx.counters,
     )
     async with trio.open_nursery() as nursery:
-        router = ctx.router = LaneRouter(ctx.db, ctx.path.take, nursery, ctx.limits)
+        router = ctx.router = LaneRouter(ctx.db, ctx.path.take, nursery, ctx.limits, ctx.owner)
         await router.sweep(starting=True)
         task_status.started()
         sweeping = trio.CancelScope()

@@ -6,7 +6,14 @@ At most `max_lanes` lanes run at once; a flood's other conversations wait in the
 them when lanes end. A web visitor is never held (they wait inside their request): beyond
 the bound, idle lanes end first to make room. A lane idle for `idle_timeout` ends.
 On WhatsApp/Instagram a lane gathers what a person sends within `debounce` into one batch,
-so a burst gets one reply."""
+so a burst gets one reply.
+
+In a cluster (several processes on one store) a lane answers a batch only while this
+process holds the conversation's lease (`conversation:<id>`, store/leases.py; renewed by
+the cluster actor while the turn runs, released when the lane has nothing queued), so one
+person's messages keep one order across processes. A batch whose lease another holds is
+left in the store for it (its sweep, or ours once it lets go); a web visitor's request waits
+here, looking every LEASE_POLL, for the lease to come free or the reply to be stored."""
 
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import trio
 
 from actors.messages import InboundMessage
 from sales.channels import MESSAGING
-from store import messages
+from store import leases, messages
 from store.db import Database
 
 log = logging.getLogger("conversation")
@@ -27,6 +34,7 @@ SECONDS = 1.0
 LANE_IDLE_TIMEOUT = 120 * SECONDS
 LANE_BUFFER = 32
 MAX_LANES = 256  # conversations answered at once; a flood's others wait in the store
+LEASE_POLL = 0.05 * SECONDS  # a web request waiting for another process's turn looks again
 
 TakeBatch = Callable[[list[InboundMessage]], Awaitable[None]]
 Lane = trio.MemorySendChannel[InboundMessage]
@@ -41,9 +49,15 @@ class LaneLimits:
 
 class LaneRouter:
     def __init__(
-        self, db: Database, take: TakeBatch, nursery: trio.Nursery, limits: LaneLimits
+        self,
+        db: Database,
+        take: TakeBatch,
+        nursery: trio.Nursery,
+        limits: LaneLimits,
+        owner: str | None = None,
     ) -> None:
         self.db = db
+        self.owner = owner  # this process's name on leases; None: alone, no leases
         self.take = take  # answers one batch of one conversation
         self.nursery = nursery
         self.limits = limits
@@ -138,12 +152,44 @@ class LaneRouter:
                     return
                 batch = await self._gather(message, receive)
                 try:
-                    await self.take(batch)
+                    claimed = await self._claim(conversation_id, batch)
+                    if claimed is not None:
+                        await self.take(claimed)
                 finally:
                     self.in_flight.difference_update(m.message_id for m in batch)
+                    if receive.statistics().current_buffer_used == 0:
+                        self._let_go(conversation_id)
                 if self.crowded and receive.statistics().current_buffer_used == 0:
                     self._end_lane(conversation_id, mine)  # room for a held conversation
                     return
+
+    async def _claim(
+        self, conversation_id: int, batch: list[InboundMessage]
+    ) -> list[InboundMessage] | None:
+        """The batch to answer, once this process holds the conversation's lease; None
+        when another holds it (the rows wait in the store for it). A web visitor waits
+        for the lease or for the other's reply, stored: the batch, then, re-reads its rows
+        (answered meanwhile, it hears the stored reply)."""
+        if self.owner is None or leases.take(
+            self.db, leases.conversation(conversation_id), self.owner
+        ):
+            return batch
+        slot = batch[-1].reply_slot
+        if slot is None:
+            return None
+        again = [replace(m, attempted=False) for m in batch]
+        while slot.statistics().open_receive_channels:  # until the request gives up
+            await trio.sleep(LEASE_POLL)
+            name = leases.conversation(conversation_id)
+            if leases.take(self.db, name, self.owner) or not messages.is_pending(
+                self.db, batch[-1].message_id
+            ):
+                return again
+        return None
+
+    def _let_go(self, conversation_id: int) -> None:
+        if self.owner is not None:
+            leases.release(self.db, leases.conversation(conversation_id), self.owner)
 
     async def _next(
         self,

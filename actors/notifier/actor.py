@@ -29,7 +29,7 @@ from sales.business import BusinessConfig
 from sales.failpoints import Failpoints
 from sales.follow_ups import LoggedFollowUps
 from sales.settings import Settings
-from store import messages, outbox, owner_notifications
+from store import leases, messages, outbox, owner_notifications
 from store.db import Database, from_text, utc_now
 from store.outbox import OutboxItem
 from store.owner_notifications import Notification
@@ -69,6 +69,9 @@ class NotifierContext:
     # Whether this process leads its cluster (actors/cluster): only the leader plans
     # follow-ups and queues the daily summary.
     leader: Callable[[], bool] = lambda: True
+    # This process on outbox leases (a cluster: `outbox:<conversation>`, one sender per
+    # conversation across processes); None: alone on its store, no leases.
+    owner: str | None = None
 
 
 def retry_delay(attempt: int) -> float:
@@ -88,14 +91,8 @@ def window_open(last_user_at: str | None, now: datetime) -> bool:
 class Deliverer:
     def __init__(self, ctx: NotifierContext, graph: GraphClient, nursery: trio.Nursery) -> None:
         self.ctx = ctx
-        cut = outbox.cut_by_crash(ctx.db)
-        if cut:
-            ctx.stats.sends_resent_after_crash += cut
-            log.warning(
-                "%d WhatsApp/Instagram send(s) were cut mid-request by a crash; sending again"
-                " (at most one duplicate each)",
-                cut,
-            )
+        if ctx.owner is None:  # alone: every send still marked was this process's
+            self._resend_cut(outbox.cut_by_crash(ctx.db))
         self.graph = graph
         self.nursery = nursery
         self.limiter = trio.CapacityLimiter(CONCURRENCY)
@@ -116,8 +113,32 @@ class Deliverer:
             self.running.add(conversation_id)
             self.nursery.start_soon(self._drain, conversation_id)
 
+    def _resend_cut(self, cut: int) -> None:
+        if cut:
+            self.ctx.stats.sends_resent_after_crash += cut
+            log.warning(
+                "%d WhatsApp/Instagram send(s) were cut mid-request by a crash; sending again"
+                " (at most one duplicate each)",
+                cut,
+            )
+
+    def _claim(self, conversation_id: int) -> bool:
+        """In a cluster, this conversation's sends are this process's while it holds its
+        outbox lease; a send still marked in flight then was cut by its sender's death."""
+        owner = self.ctx.owner
+        if owner is None:
+            return True
+        if not leases.take(self.ctx.db, leases.outbox(conversation_id), owner):
+            return False  # another process drains it
+        self._resend_cut(outbox.cut_by_crash(self.ctx.db, conversation_id))
+        return True
+
     async def _drain(self, conversation_id: int) -> None:
+        claimed = False
         try:
+            claimed = self._claim(conversation_id)
+            if not claimed:
+                return
             async with self.limiter:
                 while not self.stopping:
                     found = outbox.next_for_conversation(self.ctx.db, conversation_id)
@@ -127,6 +148,8 @@ class Deliverer:
                         await self._send(found[0])
         finally:
             self.running.discard(conversation_id)
+            if claimed and self.ctx.owner is not None:
+                leases.release(self.ctx.db, leases.outbox(conversation_id), self.ctx.owner)
 
     async def _send(self, item: OutboxItem) -> None:
         db, stats = self.ctx.db, self.ctx.stats
@@ -204,10 +227,14 @@ class OwnerDeliverer:
         self.ctx = ctx
         self.http = http
         self.mailer = Mailer(ctx.settings)
-        cut = owner_notifications.interrupted(ctx.db)
+        self.leading = False  # in a cluster only the leader delivers to the owner
+
+    def _take_over(self) -> None:
+        """This process (again) delivers: what is still marked `sending` was cut by a
+        crash, of this process or of the leader before it, and may have gone out."""
+        cut = owner_notifications.interrupted(self.ctx.db)
         if cut:
-            # Marked `sending` and then the process died: the message may have gone out.
-            ctx.stats.owner_resent_after_crash += cut
+            self.ctx.stats.owner_resent_after_crash += cut
             log.warning(
                 "%d owner notification(s) were cut mid-send by a crash; sending again"
                 " (at most one duplicate each)",
@@ -216,6 +243,13 @@ class OwnerDeliverer:
 
     async def deliver_due(self) -> None:
         db = self.ctx.db
+        if not self.ctx.leader():
+            self.leading = False
+            await trio.lowlevel.checkpoint()
+            return
+        if not self.leading:
+            self.leading = True
+            self._take_over()
         for item in owner_notifications.due(db, utc_now()):
             owner_notifications.mark_sending(db, item.id)
             try:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import trio
 
+from store import conversations, leases, messages
 from supervisor.suite import Suite
 from tests.conftest import BACKENDS, make_settings, postgres_schema, running_suite, wait_for
 
@@ -111,3 +112,67 @@ async def test_a_session_and_the_login_throttle_hold_across_workers(
             )
             codes.append(r.status_code)
         assert codes == [401] * 5 + [429]
+
+
+async def chat(client: httpx.AsyncClient, text: str, session: str) -> httpx.Response:
+    return await client.post("/api/chat", json={"message": text, "sessionId": session})
+
+
+def transcript(suite: Suite, session: str) -> list[tuple[str, str]]:
+    assert suite.db is not None
+    found = conversations.find_active(suite.db, "web", session)
+    assert found is not None
+    return [(m.role, m.content) for m in messages.history(suite.db, found.id)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_web_chats_spread_over_both_workers_are_answered_once_in_order(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with two_workers(backend, tmp_path, monkeypatch) as ((first, a), (_s, b)):
+        sessions = [f"visita-{n}" for n in range(6)]
+
+        async def visitor(session: str) -> None:
+            for turn in range(4):  # the balancer sends each request to either worker
+                client = (a, b)[(turn + len(session)) % 2]
+                r = await chat(client, f"Hola, mensaje {turn}", session)
+                assert r.status_code == 200, r.text
+                assert r.json()["success"] is True
+
+        async with trio.open_nursery() as nursery:
+            for session in sessions:
+                nursery.start_soon(visitor, session)
+        for session in sessions:
+            lines = transcript(first, session)
+            assert [role for role, _ in lines] == ["user", "assistant"] * 4
+            assert [text for role, text in lines if role == "user"] == [
+                f"Hola, mensaje {turn}" for turn in range(4)
+            ]
+        assert first.db is not None
+        assert leases.counts(first.db) == {"nodo-a/1": 1}  # the leader's: every lane let go
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_web_message_waits_for_the_worker_holding_its_conversation(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with two_workers(backend, tmp_path, monkeypatch) as ((first, a), (_s, b)):
+        assert (await chat(a, "Hola", "ocupada")).status_code == 200
+        assert first.db is not None
+        found = conversations.find_active(first.db, "web", "ocupada")
+        assert found is not None
+        name = leases.conversation(found.id)
+        assert leases.take(first.db, name, "otro-nodo/9", ttl=30)  # another is answering
+        answers: list[httpx.Response] = []
+
+        async def send() -> None:
+            answers.append(await chat(b, "¿Siguen ahí?", "ocupada"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send)
+            await trio.sleep(1.0)
+            assert answers == []  # it waits: the conversation is another's
+            assert [r for r, _ in transcript(first, "ocupada")] == ["user", "assistant", "user"]
+            assert leases.release(first.db, name, "otro-nodo/9")
+        assert answers[0].status_code == 200 and answers[0].json()["success"]
+        assert [r for r, _ in transcript(first, "ocupada")] == ["user", "assistant"] * 2
