@@ -116,13 +116,13 @@ def update(
     if status is not None:
         sets.append("status = ?")
         params.append(status)
-        if status != "new":
-            sets.append("contacted = 1")
+        if status != "new" and contacted is None:
+            contacted = True  # followed up: contacted (unless the update says otherwise)
     if notes is not None:
         sets.append("notes = ?")
         params.append(notes)
     if contacted is not None:
-        sets.append("contacted = ?")
+        sets.append("contacted = ?")  # once: PostgreSQL refuses a column set twice
         params.append(int(contacted))
     return bool(
         db.changes(
@@ -146,54 +146,48 @@ def delete(db: Database, lead_id: int) -> bool:
 
 
 def statistics(db: Database) -> dict[str, Any]:
-    by_class = {
-        str(k): int(str(n))
-        for k, n in db.rows(
-            "SELECT classification, count(*) FROM leads WHERE sandbox = 0 GROUP BY classification"
-        )
-    }
+    """The dashboard's figures, read from the counters the writes keep (migration
+    LEAD_COUNTERS): a few dozen rows whatever the number of leads."""
+    by_class: dict[str, int] = {}
     matrix: dict[str, dict[str, int]] = {}
     for channel, klass, n in db.rows(
-        "SELECT channel, classification, count(*) FROM leads WHERE sandbox = 0"
-        " GROUP BY channel, classification"
+        "SELECT channel, classification, sum(n) FROM lead_counts"
+        " GROUP BY channel, classification HAVING sum(n) > 0"
     ):
-        matrix.setdefault(str(channel), {})[str(klass)] = int(str(n))
+        by_class[str(klass)] = by_class.get(str(klass), 0) + int(n)
+        matrix.setdefault(str(channel), {})[str(klass)] = int(n)
     per_day = [
-        {"day": str(day), "leads": int(str(n))}
-        for day, n in db.rows(
-            "SELECT substr(created_at, 1, 10) AS day, count(*) FROM leads WHERE sandbox = 0"
-            " GROUP BY day ORDER BY day DESC LIMIT 30"
-        )
+        {"day": str(day), "leads": int(n)}
+        for day, n in db.rows("SELECT day, n FROM lead_days ORDER BY day DESC LIMIT 30")
     ]
-    funnel: dict[str, dict[str, int]] = {}
-    for channel, total, contacted, won in db.rows(
-        "SELECT channel, count(*),"
-        " count(*) FILTER (WHERE contacted = 1 OR status IN ('contacted', 'won', 'lost')),"
-        " count(*) FILTER (WHERE status = 'won') FROM leads WHERE sandbox = 0 GROUP BY channel"
-    ):
-        funnel[str(channel)] = {
-            "new": int(str(total)),
-            "contacted": int(str(contacted or 0)),
-            "won": int(str(won or 0)),
-        }
-    first = [
-        float(str(s))
-        for (s,) in db.rows(
-            "SELECT (julianday(min(a.created_at)) - julianday(min(u.created_at))) * 86400"
-            " FROM messages u JOIN messages a ON a.conversation_id = u.conversation_id"
-            " AND a.role = 'assistant' WHERE u.role = 'user' AND u.conversation_id NOT IN"
-            f" (SELECT id FROM conversations WHERE {key_clause('external_key')})"
-            " GROUP BY u.conversation_id"
+    funnel = {
+        str(channel): {"new": int(total), "contacted": int(engaged or 0), "won": int(won or 0)}
+        for channel, total, engaged, won in db.rows(
+            "SELECT channel, sum(n), sum(n) FILTER (WHERE engaged = 1),"
+            " sum(n) FILTER (WHERE won = 1) FROM lead_counts GROUP BY channel HAVING sum(n) > 0"
         )
-        if s is not None
-    ]
-    first.sort()
-    median = first[len(first) // 2] if first else None
+    }
+    median = median_first_reply_ms(db)
     return {
         "total": sum(by_class.values()),
         "porClase": {k: by_class.get(k, 0) for k in ("caliente", "tibio", "frio")},
         "canalPorClase": matrix,
         "porDia": list(reversed(per_day)),
         "embudo": funnel,
-        "medianaPrimeraRespuestaSegundos": None if median is None else round(median, 2),
+        "medianaPrimeraRespuestaSegundos": None if median is None else round(median / 1000, 2),
     }
+
+
+def median_first_reply_ms(db: Database) -> int | None:
+    """The time (ms) from a real conversation's first message to its first answer, the
+    middle one of all (the upper of two): a walk over the distinct times, not the
+    conversations."""
+    answered = int(db.scalar("SELECT coalesce(sum(n), 0) FROM first_reply_times"))
+    if not answered:
+        return None
+    ms = db.scalar(
+        "SELECT ms FROM (SELECT ms, sum(n) OVER (ORDER BY ms) AS upto FROM first_reply_times) t"
+        " WHERE upto > ? ORDER BY ms LIMIT 1",
+        (answered // 2,),
+    )
+    return int(ms)

@@ -492,6 +492,140 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_by_client ON login_failures (client, at);
 """
 
+LEAD_COUNTERS = """
+-- The dashboard's statistics as counters, kept by triggers in the transaction that writes
+-- the leads and messages (issue 17): a load costs the same at 500 leads and 500,000. Real
+-- leads only (sandbox = 0). `engaged`: contacted, or followed up to an end; `won`: sold.
+CREATE TABLE lead_counts (
+    channel TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    engaged INTEGER NOT NULL,
+    won INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (channel, classification, engaged, won)
+);
+-- Real leads by the day they were created (UTC). Counters at 0 are deleted: a row only
+-- for what there is.
+CREATE TABLE lead_days (
+    day TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+);
+-- Each real conversation's first message from the person and first answer, and how many
+-- conversations took each time (ms) from one to the other: the median first response.
+CREATE TABLE conversation_firsts (
+    conversation_id INTEGER PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+    first_user_at TEXT,
+    first_assistant_at TEXT
+);
+CREATE TABLE first_reply_times (
+    ms INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL
+);
+
+CREATE TRIGGER leads_counted_insert AFTER INSERT ON leads WHEN NEW.sandbox = 0
+BEGIN
+    INSERT INTO lead_counts (channel, classification, engaged, won, n) VALUES (NEW.channel,
+        NEW.classification, NEW.contacted = 1 OR NEW.status IN ('contacted', 'won', 'lost'),
+        NEW.status = 'won', 1)
+        ON CONFLICT (channel, classification, engaged, won) DO UPDATE SET n = n + 1;
+    INSERT INTO lead_days (day, n) VALUES (substr(NEW.created_at, 1, 10), 1)
+        ON CONFLICT (day) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER leads_counted_delete AFTER DELETE ON leads WHEN OLD.sandbox = 0
+BEGIN
+    UPDATE lead_counts SET n = n - 1 WHERE channel = OLD.channel
+        AND classification = OLD.classification
+        AND engaged = (OLD.contacted = 1 OR OLD.status IN ('contacted', 'won', 'lost'))
+        AND won = (OLD.status = 'won');
+    DELETE FROM lead_counts WHERE n <= 0 AND channel = OLD.channel
+        AND classification = OLD.classification;
+    UPDATE lead_days SET n = n - 1 WHERE day = substr(OLD.created_at, 1, 10);
+    DELETE FROM lead_days WHERE day = substr(OLD.created_at, 1, 10) AND n <= 0;
+END;
+CREATE TRIGGER leads_counted_update
+    AFTER UPDATE OF channel, classification, contacted, status, created_at, sandbox ON leads
+    WHEN OLD.channel IS NOT NEW.channel OR OLD.classification IS NOT NEW.classification
+        OR OLD.contacted IS NOT NEW.contacted OR OLD.status IS NOT NEW.status
+        OR OLD.created_at IS NOT NEW.created_at OR OLD.sandbox IS NOT NEW.sandbox
+BEGIN
+    UPDATE lead_counts SET n = n - 1 WHERE OLD.sandbox = 0 AND channel = OLD.channel
+        AND classification = OLD.classification
+        AND engaged = (OLD.contacted = 1 OR OLD.status IN ('contacted', 'won', 'lost'))
+        AND won = (OLD.status = 'won');
+    DELETE FROM lead_counts WHERE n <= 0 AND channel = OLD.channel
+        AND classification = OLD.classification;
+    UPDATE lead_days SET n = n - 1
+        WHERE OLD.sandbox = 0 AND day = substr(OLD.created_at, 1, 10);
+    DELETE FROM lead_days WHERE day = substr(OLD.created_at, 1, 10) AND n <= 0;
+    INSERT INTO lead_counts (channel, classification, engaged, won, n) SELECT NEW.channel,
+        NEW.classification, NEW.contacted = 1 OR NEW.status IN ('contacted', 'won', 'lost'),
+        NEW.status = 'won', 1 WHERE NEW.sandbox = 0
+        ON CONFLICT (channel, classification, engaged, won) DO UPDATE SET n = n + 1;
+    INSERT INTO lead_days (day, n) SELECT substr(NEW.created_at, 1, 10), 1
+        WHERE NEW.sandbox = 0 ON CONFLICT (day) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER messages_first_of_conversation AFTER INSERT ON messages
+    WHEN NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = NEW.conversation_id
+        AND substr(c.external_key, 1, 4) = 'sim:')
+BEGIN
+    INSERT INTO conversation_firsts (conversation_id, first_user_at, first_assistant_at)
+        VALUES (NEW.conversation_id,
+            CASE WHEN NEW.role = 'user' THEN NEW.created_at END,
+            CASE WHEN NEW.role = 'assistant' THEN NEW.created_at END)
+        ON CONFLICT (conversation_id) DO UPDATE SET
+            first_user_at = coalesce(min(first_user_at, excluded.first_user_at),
+                first_user_at, excluded.first_user_at),
+            first_assistant_at = coalesce(min(first_assistant_at, excluded.first_assistant_at),
+                first_assistant_at, excluded.first_assistant_at);
+END;
+CREATE TRIGGER conversation_firsts_timed_insert AFTER INSERT ON conversation_firsts
+    WHEN NEW.first_user_at IS NOT NULL AND NEW.first_assistant_at IS NOT NULL
+BEGIN
+    INSERT INTO first_reply_times (ms, n) VALUES (CAST(round((julianday(NEW.first_assistant_at)
+        - julianday(NEW.first_user_at)) * 86400000) AS INTEGER), 1)
+        ON CONFLICT (ms) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER conversation_firsts_timed_update AFTER UPDATE ON conversation_firsts
+    WHEN OLD.first_user_at IS NOT NEW.first_user_at
+        OR OLD.first_assistant_at IS NOT NEW.first_assistant_at
+BEGIN
+    UPDATE first_reply_times SET n = n - 1 WHERE OLD.first_user_at IS NOT NULL
+        AND OLD.first_assistant_at IS NOT NULL AND ms = CAST(round((julianday(
+            OLD.first_assistant_at) - julianday(OLD.first_user_at)) * 86400000) AS INTEGER);
+    DELETE FROM first_reply_times WHERE n <= 0 AND ms = CAST(round((julianday(
+        OLD.first_assistant_at) - julianday(OLD.first_user_at)) * 86400000) AS INTEGER);
+    INSERT INTO first_reply_times (ms, n) SELECT CAST(round((julianday(NEW.first_assistant_at)
+        - julianday(NEW.first_user_at)) * 86400000) AS INTEGER), 1
+        WHERE NEW.first_user_at IS NOT NULL AND NEW.first_assistant_at IS NOT NULL
+        ON CONFLICT (ms) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER conversation_firsts_timed_delete AFTER DELETE ON conversation_firsts
+    WHEN OLD.first_user_at IS NOT NULL AND OLD.first_assistant_at IS NOT NULL
+BEGIN
+    UPDATE first_reply_times SET n = n - 1 WHERE ms = CAST(round((julianday(
+        OLD.first_assistant_at) - julianday(OLD.first_user_at)) * 86400000) AS INTEGER);
+    DELETE FROM first_reply_times WHERE n <= 0 AND ms = CAST(round((julianday(
+        OLD.first_assistant_at) - julianday(OLD.first_user_at)) * 86400000) AS INTEGER);
+END;
+
+-- What the store holds already, counted once.
+INSERT INTO lead_counts (channel, classification, engaged, won, n)
+    SELECT channel, classification, contacted = 1 OR status IN ('contacted', 'won', 'lost'),
+        status = 'won', count(*) FROM leads WHERE sandbox = 0 GROUP BY 1, 2, 3, 4;
+INSERT INTO lead_days (day, n)
+    SELECT substr(created_at, 1, 10), count(*) FROM leads WHERE sandbox = 0 GROUP BY 1;
+INSERT INTO conversation_firsts (conversation_id, first_user_at, first_assistant_at)
+    SELECT m.conversation_id, min(CASE WHEN m.role = 'user' THEN m.created_at END),
+        min(CASE WHEN m.role = 'assistant' THEN m.created_at END)
+    FROM messages m JOIN conversations c ON c.id = m.conversation_id
+    WHERE substr(c.external_key, 1, 4) != 'sim:' GROUP BY m.conversation_id;
+"""
+
+# Tables the triggers keep from the others (counters, the search index): never copied from
+# one store to another, the target's triggers fill them as the rows arrive.
+DERIVED_TABLES = frozenset({"lead_counts", "lead_days", "conversation_firsts", "first_reply_times"})
+
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
     V2_MESSAGING_CHANNELS,
@@ -507,4 +641,5 @@ MIGRATIONS: tuple[str, ...] = (
     V12_STABLE_LEAD_IDS_AND_SENDS_IN_FLIGHT,
     OPS_NOTICE_STATE,
     CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES,
+    LEAD_COUNTERS,
 )

@@ -302,6 +302,149 @@ CREATE TABLE login_failures (
 CREATE INDEX login_failures_by_client ON login_failures (client, at);
 """
 
+LEAD_COUNTERS = """
+CREATE TABLE lead_counts (
+    channel TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    engaged BIGINT NOT NULL,
+    won BIGINT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (channel, classification, engaged, won)
+);
+CREATE TABLE lead_days (
+    day TEXT PRIMARY KEY,
+    n BIGINT NOT NULL
+);
+CREATE TABLE conversation_firsts (
+    conversation_id BIGINT PRIMARY KEY REFERENCES conversations (id) ON DELETE CASCADE,
+    first_user_at TEXT,
+    first_assistant_at TEXT
+);
+CREATE TABLE first_reply_times (
+    ms BIGINT PRIMARY KEY,
+    n BIGINT NOT NULL
+);
+
+-- One lead in (+1) or out (-1) of the counters.
+CREATE FUNCTION lead_counted(lead leads, delta bigint) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO lead_counts (channel, classification, engaged, won, n) VALUES (lead.channel,
+        lead.classification,
+        CASE WHEN lead.contacted = 1 OR lead.status IN ('contacted', 'won', 'lost')
+            THEN 1 ELSE 0 END,
+        CASE WHEN lead.status = 'won' THEN 1 ELSE 0 END, delta)
+        ON CONFLICT (channel, classification, engaged, won)
+        DO UPDATE SET n = lead_counts.n + excluded.n;
+    DELETE FROM lead_counts WHERE n <= 0 AND channel = lead.channel
+        AND classification = lead.classification;
+$$;
+CREATE FUNCTION lead_day_counted(lead leads, delta bigint) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO lead_days (day, n) VALUES (substr(lead.created_at, 1, 10), delta)
+        ON CONFLICT (day) DO UPDATE SET n = lead_days.n + excluded.n;
+    DELETE FROM lead_days WHERE day = substr(lead.created_at, 1, 10) AND n <= 0;
+$$;
+-- Rows are changed in one order (the key's), so two transactions moving leads between the
+-- same two keys wait for each other instead of deadlocking.
+CREATE FUNCTION leads_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    old_key text;
+    new_key text;
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.sandbox = 0 THEN
+        old_key := concat_ws('|', OLD.channel, OLD.classification,
+            OLD.contacted = 1 OR OLD.status IN ('contacted', 'won', 'lost'), OLD.status = 'won');
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.sandbox = 0 THEN
+        new_key := concat_ws('|', NEW.channel, NEW.classification,
+            NEW.contacted = 1 OR NEW.status IN ('contacted', 'won', 'lost'), NEW.status = 'won');
+    END IF;
+    IF old_key IS NOT NULL AND new_key IS NOT NULL AND old_key > new_key THEN
+        PERFORM lead_counted(NEW, 1);
+        PERFORM lead_counted(OLD, -1);
+    ELSIF old_key IS DISTINCT FROM new_key THEN
+        IF old_key IS NOT NULL THEN PERFORM lead_counted(OLD, -1); END IF;
+        IF new_key IS NOT NULL THEN PERFORM lead_counted(NEW, 1); END IF;
+    END IF;
+    IF old_key IS NOT NULL AND new_key IS NOT NULL
+        AND substr(OLD.created_at, 1, 10) > substr(NEW.created_at, 1, 10) THEN
+        PERFORM lead_day_counted(NEW, 1);
+        PERFORM lead_day_counted(OLD, -1);
+    ELSIF old_key IS NULL OR new_key IS NULL
+        OR substr(OLD.created_at, 1, 10) <> substr(NEW.created_at, 1, 10) THEN
+        IF old_key IS NOT NULL THEN PERFORM lead_day_counted(OLD, -1); END IF;
+        IF new_key IS NOT NULL THEN PERFORM lead_day_counted(NEW, 1); END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER leads_counted_insert AFTER INSERT ON leads
+    FOR EACH ROW WHEN (NEW.sandbox = 0) EXECUTE FUNCTION leads_counted();
+CREATE TRIGGER leads_counted_delete AFTER DELETE ON leads
+    FOR EACH ROW WHEN (OLD.sandbox = 0) EXECUTE FUNCTION leads_counted();
+CREATE TRIGGER leads_counted_update
+    AFTER UPDATE OF channel, classification, contacted, status, created_at, sandbox ON leads
+    FOR EACH ROW EXECUTE FUNCTION leads_counted();
+
+CREATE FUNCTION messages_first_of_conversation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM conversations c WHERE c.id = NEW.conversation_id
+            AND substr(c.external_key, 1, 4) = 'sim:') THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO conversation_firsts AS f (conversation_id, first_user_at, first_assistant_at)
+        VALUES (NEW.conversation_id,
+            CASE WHEN NEW.role = 'user' THEN NEW.created_at END,
+            CASE WHEN NEW.role = 'assistant' THEN NEW.created_at END)
+        ON CONFLICT (conversation_id) DO UPDATE SET
+            first_user_at = least(f.first_user_at, excluded.first_user_at),
+            first_assistant_at = least(f.first_assistant_at, excluded.first_assistant_at)
+        WHERE excluded.first_user_at < f.first_user_at OR f.first_user_at IS NULL
+            OR excluded.first_assistant_at < f.first_assistant_at
+            OR f.first_assistant_at IS NULL;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messages_first_of_conversation AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_first_of_conversation();
+
+CREATE FUNCTION reply_ms(first_user_at text, first_assistant_at text) RETURNS bigint
+    LANGUAGE sql STABLE AS $$
+    SELECT round((julianday(first_assistant_at) - julianday(first_user_at)) * 86400000)::bigint
+$$;
+CREATE FUNCTION conversation_firsts_timed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.first_user_at IS NOT NULL
+            AND OLD.first_assistant_at IS NOT NULL THEN
+        UPDATE first_reply_times SET n = n - 1
+            WHERE ms = reply_ms(OLD.first_user_at, OLD.first_assistant_at);
+        DELETE FROM first_reply_times
+            WHERE ms = reply_ms(OLD.first_user_at, OLD.first_assistant_at) AND n <= 0;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.first_user_at IS NOT NULL
+            AND NEW.first_assistant_at IS NOT NULL THEN
+        INSERT INTO first_reply_times AS t (ms, n)
+            VALUES (reply_ms(NEW.first_user_at, NEW.first_assistant_at), 1)
+            ON CONFLICT (ms) DO UPDATE SET n = t.n + 1;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER conversation_firsts_timed AFTER INSERT OR UPDATE OR DELETE
+    ON conversation_firsts FOR EACH ROW EXECUTE FUNCTION conversation_firsts_timed();
+
+INSERT INTO lead_counts (channel, classification, engaged, won, n)
+    SELECT channel, classification,
+        CASE WHEN contacted = 1 OR status IN ('contacted', 'won', 'lost') THEN 1 ELSE 0 END,
+        CASE WHEN status = 'won' THEN 1 ELSE 0 END, count(*)
+    FROM leads WHERE sandbox = 0 GROUP BY 1, 2, 3, 4;
+INSERT INTO lead_days (day, n)
+    SELECT substr(created_at, 1, 10), count(*) FROM leads WHERE sandbox = 0 GROUP BY 1;
+INSERT INTO conversation_firsts (conversation_id, first_user_at, first_assistant_at)
+    SELECT m.conversation_id, min(CASE WHEN m.role = 'user' THEN m.created_at END),
+        min(CASE WHEN m.role = 'assistant' THEN m.created_at END)
+    FROM messages m JOIN conversations c ON c.id = m.conversation_id
+    WHERE substr(c.external_key, 1, 4) <> 'sim:' GROUP BY m.conversation_id;
+"""
+
 
 def _position(sqlite_migration: str) -> int:
     """The version a SQLite migration brings the store to: twins are keyed by it, so
@@ -315,4 +458,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     _position(migrations.CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES): (
         CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES
     ),
+    _position(migrations.LEAD_COUNTERS): LEAD_COUNTERS,
 }

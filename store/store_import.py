@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from .errors import StoreError
-from .migrations import MIGRATIONS
+from .migrations import DERIVED_TABLES, MIGRATIONS
 from .postgres import PostgresDatabase, translate
 from .sqlite import SqliteDatabase, open_database
 
@@ -129,13 +129,15 @@ def _our_version(source: Path) -> int:
 
 
 def _copy_order(copy: SqliteDatabase) -> list[str]:
-    """Every table, parents before children (by their foreign keys)."""
+    """Every table but the derived ones (kept by the target's triggers as the rows come),
+    parents before children (by their foreign keys)."""
     tables = [
         str(name)
         for (name,) in copy.rows(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             " ORDER BY name"
         )
+        if name not in DERIVED_TABLES
     ]
     graph = {
         table: {str(row[2]) for row in copy.rows(f'PRAGMA foreign_key_list("{table}")')} - {table}
