@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import search as search_index
 from .db import Database, utc_now
 from .sandbox import key_clause
-from .text import fold
 
 LEAD_COLUMNS = (
     "id, channel, name, phone, email, service, area, urgency, budget, classification, score,"
@@ -32,7 +32,8 @@ class LeadFilter:
 
 
 def _where(f: LeadFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["sandbox = 0"]
+    """The filter but its text, on the leads as `l`."""
+    clauses: list[str] = ["l.sandbox = 0"]
     params: list[Any] = []
     for column, value in (
         ("classification", f.classification),
@@ -40,28 +41,22 @@ def _where(f: LeadFilter) -> tuple[str, list[Any]]:
         ("channel", f.channel),
     ):
         if value:
-            clauses.append(f"{column} = ?")
+            clauses.append(f"l.{column} = ?")
             params.append(value)
     if f.contacted is not None:
-        clauses.append("contacted = ?")
+        clauses.append("l.contacted = ?")
         params.append(int(f.contacted))
     if f.since:
-        clauses.append("created_at >= ?")
+        clauses.append("l.created_at >= ?")
         params.append(f.since)
     if f.until:
-        clauses.append("created_at < ?")
+        clauses.append("l.created_at < ?")
         params.append(f.until)
-    if f.text:
-        # instr, not LIKE: what the user types is text, never a pattern.
-        columns = ("name", "phone", "email", "service", "area", "notes")
-        clauses.append(
-            "(" + " OR ".join(f"instr(ia_fold(coalesce({c}, '')), ?) > 0" for c in columns) + ")"
-        )
-        params += [fold(f.text)] * len(columns)
     return " AND ".join(clauses), params
 
 
-def _lead(row: dict[str, Any]) -> dict[str, Any]:
+def as_lead(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of LEAD_COLUMNS as the dashboard shows it."""
     return {
         **row,
         "reasons": json.loads(row["reasons"] or "[]"),
@@ -69,22 +64,85 @@ def _lead(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def search(
-    db: Database, f: LeadFilter, limit: int = 50, offset: int = 0
-) -> tuple[list[dict[str, Any]], int]:
+@dataclass(frozen=True)
+class LeadPage:
+    """One page of the list; `total` counts every lead that matches, exactly unless
+    `exact` is False (a search matching more than search.COUNT_CAP: "more than")."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    exact: bool = True
+
+
+def search(db: Database, f: LeadFilter, limit: int = 50, offset: int = 0) -> LeadPage:
+    """A page of the real leads the filter keeps: best first (score, then the latest
+    change), or for a text search in the order of store/search.py. `f.text` must be
+    `search.usable` (SearchTooShort otherwise)."""
     where, params = _where(f)
-    total = int(db.scalar(f"SELECT count(*) FROM leads WHERE {where}", params))
+    if f.text:
+        text = search_index.usable(f.text)
+        # One more than the page or the cap needs: whether there are more.
+        wanted = max(offset + limit, search_index.COUNT_CAP) + 1
+        ids = search_index.matching_leads(db, text, where, params, wanted)
+        page = ids[offset : offset + limit]
+        found = {r["id"]: r for r in _by_ids(db, page)}
+        rows = [found[i] for i in page if i in found]
+        exact = len(ids) < wanted
+        return LeadPage(rows, len(ids) if exact else wanted - 1, exact)
     rows = db.all(
-        f"SELECT {LEAD_COLUMNS} FROM leads WHERE {where}"
-        " ORDER BY score DESC, updated_at DESC, id DESC LIMIT ? OFFSET ?",
+        f"SELECT {LEAD_COLUMNS} FROM leads l WHERE {where}"
+        " ORDER BY l.sandbox, l.score DESC, l.updated_at DESC, l.id DESC LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
-    return [_lead(r) for r in rows], total
+    return LeadPage([as_lead(r) for r in rows], _count(db, f, where, params))
+
+
+def _count(db: Database, f: LeadFilter, where: str, params: list[Any]) -> int:
+    """How many real leads the filter keeps: from the counters when it asks only for a
+    class and a channel (the dashboard's usual filters), else counted."""
+    if f.status is None and f.contacted is None and not f.since and not f.until:
+        clauses = [f"{c} = ?" for c, v in (("classification", f.classification),
+                                            ("channel", f.channel)) if v]  # fmt: skip
+        values = [v for v in (f.classification, f.channel) if v]
+        return int(
+            db.scalar(
+                "SELECT coalesce(sum(n), 0) FROM lead_counts"
+                + (f" WHERE {' AND '.join(clauses)}" if clauses else ""),
+                values,
+            )
+        )
+    return int(db.scalar(f"SELECT count(*) FROM leads l WHERE {where}", params))
+
+
+def _by_ids(db: Database, ids: list[int]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    marks = ", ".join("?" * len(ids))
+    return [
+        as_lead(r)
+        for r in db.all(
+            f"SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({marks}) AND sandbox = 0", ids
+        )
+    ]
+
+
+def export_rows(db: Database, f: LeadFilter) -> tuple[str, list[Any]]:
+    """The statement and parameters that read every lead the filter keeps (the CSV), in
+    the list's order without a search; a text search adds its matches (search.usable)."""
+    where, params = _where(f)
+    if f.text:
+        clause, more = search_index.matches_clause(db.backend, search_index.usable(f.text))
+        where, params = f"{where} AND {clause}", [*params, *more]
+    return (
+        f"SELECT {LEAD_COLUMNS} FROM leads l WHERE {where}"
+        " ORDER BY l.sandbox, l.score DESC, l.updated_at DESC, l.id DESC",
+        params,
+    )
 
 
 def get(db: Database, lead_id: int) -> dict[str, Any] | None:
     row = db.one(f"SELECT {LEAD_COLUMNS} FROM leads WHERE id = ? AND sandbox = 0", (lead_id,))
-    return _lead(row) if row else None
+    return as_lead(row) if row else None
 
 
 def exists(db: Database, lead_id: int) -> bool:

@@ -622,9 +622,61 @@ INSERT INTO conversation_firsts (conversation_id, first_user_at, first_assistant
     WHERE substr(c.external_key, 1, 4) != 'sim:' GROUP BY m.conversation_id;
 """
 
+LEAD_SEARCH = """
+-- Substring search (issue 17, store/search.py) through trigram indexes, accent- and
+-- case-blind, kept by triggers in the transaction that writes the rows: a lead's own
+-- fields, and what people wrote in its conversations (their messages, not the assistant's
+-- replies, which say the same to everyone). Contentless: the text stays in leads and
+-- messages, a match is a rowid (the lead's or the message's id).
+CREATE VIRTUAL TABLE lead_search USING fts5(name, phone, email, service, area, notes,
+    content='', contentless_delete=1, tokenize='trigram remove_diacritics 1');
+CREATE VIRTUAL TABLE message_search USING fts5(content,
+    content='', contentless_delete=1, tokenize='trigram remove_diacritics 1');
+
+CREATE TRIGGER leads_searched_insert AFTER INSERT ON leads
+BEGIN
+    INSERT INTO lead_search (rowid, name, phone, email, service, area, notes)
+        VALUES (NEW.id, NEW.name, NEW.phone, NEW.email, NEW.service, NEW.area, NEW.notes);
+END;
+CREATE TRIGGER leads_searched_delete AFTER DELETE ON leads
+BEGIN
+    DELETE FROM lead_search WHERE rowid = OLD.id;
+END;
+CREATE TRIGGER leads_searched_update AFTER UPDATE OF name, phone, email, service, area, notes
+    ON leads WHEN OLD.name IS NOT NEW.name OR OLD.phone IS NOT NEW.phone
+        OR OLD.email IS NOT NEW.email OR OLD.service IS NOT NEW.service
+        OR OLD.area IS NOT NEW.area OR OLD.notes IS NOT NEW.notes
+BEGIN
+    DELETE FROM lead_search WHERE rowid = OLD.id;
+    INSERT INTO lead_search (rowid, name, phone, email, service, area, notes)
+        VALUES (NEW.id, NEW.name, NEW.phone, NEW.email, NEW.service, NEW.area, NEW.notes);
+END;
+CREATE TRIGGER messages_searched_insert AFTER INSERT ON messages WHEN NEW.role = 'user'
+BEGIN
+    INSERT INTO message_search (rowid, content) VALUES (NEW.id, NEW.content);
+END;
+CREATE TRIGGER messages_searched_delete AFTER DELETE ON messages WHEN OLD.role = 'user'
+BEGIN
+    DELETE FROM message_search WHERE rowid = OLD.id;
+END;
+
+INSERT INTO lead_search (rowid, name, phone, email, service, area, notes)
+    SELECT id, name, phone, email, service, area, notes FROM leads;
+INSERT INTO message_search (rowid, content) SELECT id, content FROM messages WHERE role = 'user';
+
+-- The lead list's order without a search (best first): read in index order, not sorted.
+CREATE INDEX leads_real_by_score ON leads (sandbox, score DESC, updated_at DESC, id DESC);
+"""
+
 # Tables the triggers keep from the others (counters, the search index): never copied from
 # one store to another, the target's triggers fill them as the rows arrive.
-DERIVED_TABLES = frozenset({"lead_counts", "lead_days", "conversation_firsts", "first_reply_times"})
+# SQLite's full-text tables (store/search.py) come with shadow tables of their own.
+SEARCH_TABLES = ("lead_search", "message_search")
+SEARCH_SHADOWS = ("", "_data", "_idx", "_docsize", "_config", "_content")
+DERIVED_TABLES = frozenset(
+    {"lead_counts", "lead_days", "conversation_firsts", "first_reply_times"}
+    | {table + shadow for table in SEARCH_TABLES for shadow in SEARCH_SHADOWS}
+)
 
 MIGRATIONS: tuple[str, ...] = (
     V1_CONVERSATIONS_MESSAGES_LEADS,
@@ -642,4 +694,5 @@ MIGRATIONS: tuple[str, ...] = (
     OPS_NOTICE_STATE,
     CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES,
     LEAD_COUNTERS,
+    LEAD_SEARCH,
 )

@@ -445,6 +445,29 @@ INSERT INTO conversation_firsts (conversation_id, first_user_at, first_assistant
     WHERE substr(c.external_key, 1, 4) <> 'sim:' GROUP BY m.conversation_id;
 """
 
+# The search index (store/search.py): pg_trgm's GIN indexes on the folded text, the
+# operator class taken wherever the extension lives (installed in `public` when it is not
+# there yet: a trusted extension, which a role that may create in the database can add).
+# The separator between fields keeps a search from matching across two of them.
+LEAD_SEARCH = r"""
+CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public;
+DO $do$
+DECLARE
+    ops text := (SELECT format('%I.gin_trgm_ops', n.nspname) FROM pg_opclass o
+        JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE o.opcname = 'gin_trgm_ops'
+        LIMIT 1);
+BEGIN
+    EXECUTE format($i$CREATE INDEX leads_search ON leads USING gin ((ia_fold(
+        coalesce(name, '') || E'\x01' || coalesce(phone, '') || E'\x01'
+        || coalesce(email, '') || E'\x01' || coalesce(service, '') || E'\x01'
+        || coalesce(area, '') || E'\x01' || coalesce(notes, ''))) %s)$i$, ops);
+    EXECUTE format($i$CREATE INDEX messages_search ON messages USING gin
+        ((ia_fold(content)) %s) WHERE role = 'user'$i$, ops);
+END
+$do$;
+CREATE INDEX leads_real_by_score ON leads (sandbox, score DESC, updated_at DESC, id DESC);
+"""
+
 
 def _position(sqlite_migration: str) -> int:
     """The version a SQLite migration brings the store to: twins are keyed by it, so
@@ -459,4 +482,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
         CLUSTER_LEASES_HEARTBEATS_LOGIN_FAILURES
     ),
     _position(migrations.LEAD_COUNTERS): LEAD_COUNTERS,
+    _position(migrations.LEAD_SEARCH): LEAD_SEARCH,
 }

@@ -112,8 +112,9 @@ def imported_twice(tmp_path: Path, env: dict[str, str], db: Database) -> None:
     assert "leads: 0 imported, 3 already there" in again.stdout
     assert "conversations: 0 imported (0 messages), 2 already there" in again.stdout
 
-    rows, total = lead_reports.search(db, lead_reports.LeadFilter(), 10)
-    assert total == 3
+    found = lead_reports.search(db, lead_reports.LeadFilter(), 10)
+    rows = found.rows
+    assert found.total == 3
     marta = next(r for r in rows if r["name"] == "Marta Díaz")
     assert (marta["classification"], marta["channel"], marta["status"]) == (
         "caliente",

@@ -14,6 +14,7 @@ from quart import Blueprint, Response, request
 from store import conversations, lead_reports, leads
 from store.db import Database
 from store.lead_reports import LeadFilter
+from store.search import SearchTooShort
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
@@ -163,9 +164,19 @@ def _lead_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
             return error_response(400, str(exc))
         except ValueError:
             return error_response(400, "pagina y porPagina deben ser números")
-        rows, total = lead_reports.search(db, f, size, (page - 1) * size)
+        try:
+            found = lead_reports.search(db, f, size, (page - 1) * size)
+        except SearchTooShort as exc:
+            return error_response(400, str(exc))
         return json_response(
-            {"success": True, "data": rows, "total": total, "pagina": page, "porPagina": size}
+            {
+                "success": True,
+                "data": found.rows,
+                "total": found.total,
+                "totalExacto": found.exact,  # false: "más de" total (a common word)
+                "pagina": page,
+                "porPagina": size,
+            }
         )
 
     @bp.get("/api/leads/<int:lead_id>")
@@ -218,5 +229,8 @@ def _report_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
             f = lead_filter(request.args)
         except BadFilter as exc:
             return error_response(400, str(exc))
-        rows, _total = lead_reports.search(db, f, limit=1_000_000)
-        return csv_response(rows)
+        try:
+            sql, params = lead_reports.export_rows(db, f)
+        except SearchTooShort as exc:
+            return error_response(400, str(exc))
+        return csv_response([lead_reports.as_lead(r) for r in db.all(sql, params)])

@@ -156,7 +156,13 @@ async def test_a_salespersons_day_and_the_csv_export(tmp_path: Path) -> None:
         lead = hot["data"][0]
         assert lead["name"] == "José Ñuñez" and "pidió agendar" in lead["reasons"]
         found = (await client.get("/api/leads", params={"q": "ñuñez"})).json()
-        assert [x["id"] for x in found["data"]] == [lead["id"]]
+        assert [x["id"] for x in found["data"]] == [lead["id"]] and found["totalExacto"]
+        said = (await client.get("/api/leads", params={"q": "MANTENCION"})).json()  # written
+        assert [x["name"] for x in said["data"]] == ["Ana"]
+        short = await client.get("/api/leads", params={"q": "ñu"})
+        assert short.status_code == 400 and "al menos 3 caracteres" in short.json()["error"]
+        short_csv = await client.get("/api/leads/export.csv", params={"q": "ñu"})
+        assert short_csv.status_code == 400
         assert (await client.get("/api/leads", params={"estado": "tibio!"})).status_code == 400
         page = (await client.get("/api/leads", params={"porPagina": "2"})).json()
         assert page["total"] == 3 and len(page["data"]) == 2

@@ -20,7 +20,7 @@ from store import admin_sessions, backups, conversations, messages, prompts, uns
 from store.backends import PostgresStore
 from store.backups import BackupResult
 from store.db import open_database, utc_now
-from store.migrations import MIGRATIONS
+from store.migrations import MIGRATIONS, SEARCH_TABLES
 from store.unsupported import UnsupportedEvent
 from tests.conftest import make_settings, postgres_schema, running_suite
 from tests.e2e.process import SuiteProcess
@@ -52,7 +52,11 @@ def sqlite_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
-        return {n: sorted(tuple(r) for r in db.execute(f'SELECT * FROM "{n}"')) for n in names}
+        return {
+            n: sorted(tuple(r) for r in db.execute(f'SELECT * FROM "{n}"'))
+            for n in names
+            if not n.startswith(SEARCH_TABLES)  # SQLite's own index (store/search.py)
+        }
     finally:
         db.close()
 
@@ -64,7 +68,9 @@ def sqlite_columns(path: Path) -> dict[str, list[str]]:
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         ).fetchall()
         return {
-            str(n): [str(r[1]) for r in db.execute(f'PRAGMA table_info("{n}")')] for (n,) in names
+            str(n): [str(r[1]) for r in db.execute(f'PRAGMA table_info("{n}")')]
+            for (n,) in names
+            if not str(n).startswith(SEARCH_TABLES)
         }
     finally:
         db.close()

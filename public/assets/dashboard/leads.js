@@ -47,13 +47,15 @@ export async function loadLeads() {
   params.set("pagina", page);
   params.set("porPagina", PAGE_SIZE);
   const body = await api("/api/leads?" + params);
-  const pages = Math.max(1, Math.ceil(body.total / PAGE_SIZE));
+  // A search for a common word is not counted to its end: "más de" the total, one page more.
+  const more = body.totalExacto === false;
+  const pages = Math.max(1, Math.ceil(body.total / PAGE_SIZE) + (more ? 1 : 0));
   if (page > pages) { page = pages; return loadLeads(); }
   rows = body.data;
   showRows();
   const first = body.total ? (page - 1) * PAGE_SIZE + 1 : 0;
-  $("page-info").textContent = `${first}–${first + rows.length - (rows.length ? 1 : 0)} de ${body.total}`
-    + ` · página ${page} de ${pages}`;
+  $("page-info").textContent = `${first}–${first + rows.length - (rows.length ? 1 : 0)}`
+    + ` de ${more ? "más de " : ""}${body.total} · página ${page} de ${more ? "más de " : ""}${pages}`;
   $("page-prev").disabled = page <= 1;
   $("page-next").disabled = page >= pages;
   $("pager").hidden = pages <= 1;
