@@ -40,6 +40,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "LLM_MAX_CONCURRENCY": ("LLM_CONCURRENCY",),
 }
 GMAIL_HOST = "smtp.gmail.com"
+# Settings a process is given by its parent, never read from the environment or .env.
+NOT_FROM_ENVIRONMENT = ("listen_fd",)
+MAX_WORKERS = 64
 SMTP_SECURITY = ("starttls", "ssl", "none")
 
 
@@ -49,6 +52,9 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 3000
+    # Worker processes on this server (`WORKERS`, `auto`: one per core), each the whole suite
+    # on one shared listening socket, under a parent supervisor.
+    workers: int = 1
     database_path: Path = Path("db/leads.db")
     # postgresql://user:password@host:port/db: the store on PostgreSQL instead of the file.
     database_url: str | None = None
@@ -117,6 +123,9 @@ class Settings:
     demo_mode: bool = False  # a public demo server: /demo and /api/simulate without a login
     # Sites that may embed the chat (widget.js) and call the chat API from the browser.
     allowed_origins: tuple[str, ...] = ()
+    # Not read from the environment: a worker's listening socket, inherited from its parent
+    # under WORKERS=N (supervisor/workers.py).
+    listen_fd: int | None = None
 
     @property
     def offline(self) -> bool:
@@ -199,6 +208,7 @@ def _server(reader: _Reader) -> dict[str, Any]:
     return {
         "host": reader.text("HOST", "127.0.0.1"),
         "port": reader.integer("PORT", 3000, low=0, high=65535),
+        "workers": reader.workers("WORKERS"),
         "database_path": reader.path("DATABASE_PATH", Path("db/leads.db")),
         "database_url": reader.postgres_url("DATABASE_URL"),
         "log_dir": reader.path("LOG_DIR", Path("logs")),
@@ -439,6 +449,16 @@ class _Reader:
             self._problem(name, f"must be between {low} and {high}, got {value}")
             return default
         return value
+
+    def workers(self, name: str) -> int:
+        """A count of processes, or `auto`: one per core this process may run on."""
+        raw = self._raw(name)
+        if raw is not None and raw.lower() == "auto":
+            return max(1, len(os.sched_getaffinity(0)))
+        if raw is not None and not raw.isdigit():
+            self._problem(name, f"must be a number of processes or auto, got {raw!r}")
+            return 1
+        return self.integer(name, 1, low=1, high=MAX_WORKERS)
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         raw = self._raw(name)

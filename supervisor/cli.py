@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import gc
 import logging
+import os
 import resource
 import signal
 import socket
@@ -26,9 +28,9 @@ from store.backends import CONNECT_TIMEOUT, Store, open_store
 from store.backups import BackupError
 from store.errors import StoreError
 
-from . import control, logview
+from . import control, logview, workers
 from .errors import SupervisorGaveUp
-from .logs import setup_logging
+from .logs import setup_logging, setup_worker_logging
 from .systemd import SystemdNotifier
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ EXIT_FAILED = 1
 # Each visitor waiting for a reply holds a connection, each call to the model another: a
 # burst of 2,000 visitors needs some 2,300 descriptors, past the usual soft limit of 1,024.
 OPEN_FILES_WANTED = 65536
+PARENT_CHECK_INTERVAL = 1.0  # seconds: how soon a worker sees its parent is gone
 
 E = TypeVar("E", bound=BaseException)
 
@@ -61,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands.add_parser("status", help="the running suite's actors, like `pm2 list`")
     restart_actor = commands.add_parser("restart", help="restart one actor of the running suite")
-    restart_actor.add_argument("actor", help="store, backup, notifier, classifier, ...")
+    restart_actor.add_argument(
+        "actor", help="store, backup, notifier, classifier, ...; worker-N under WORKERS"
+    )
     logs = commands.add_parser("logs", help="show the log files readably, like `pm2 logs`")
     logs.add_argument("--errors", action="store_true", help="error.log only")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -147,39 +152,91 @@ def _backup_done(settings: Settings, result: backups.BackupResult, checked: str)
     return EXIT_OK
 
 
-def _ask(message: dict[str, object]) -> dict[str, object] | int:
+def _ask(message: dict[str, object], worker: int | None = None) -> dict[str, object] | int:
+    """Ask a running suite: this worker's (IA_COMERCIAL_WORKER, else 1), `worker`'s, or with
+    `worker=0` the parent of the workers."""
     settings = _settings_only()
     if isinstance(settings, int):
         return settings
+    number = current_identity().worker if worker is None else worker
+    path = (
+        control.parent_socket_path(settings.database_path)
+        if number == 0
+        else control.socket_path(settings.database_path, number)
+    )
     try:
-        path = control.socket_path(settings.database_path, current_identity().worker)
         return control.request(path, message)
     except control.NotRunning as exc:
         print(f"ia-comercial: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
+def _parent_status() -> dict[str, object] | None:
+    """The parent's answer when this node runs WORKERS above 1, else None."""
+    settings = _settings_only()
+    if isinstance(settings, int):
+        return None
+    path = control.parent_socket_path(settings.database_path)
+    try:
+        return control.request(path, {"command": "status"})
+    except control.NotRunning:
+        return None
+
+
 def cmd_status() -> int:
-    answer = _ask({"command": "status"})
-    if isinstance(answer, int):
-        return answer
-    rows = answer.get("actors")
-    assert isinstance(rows, list)
-    version, pid, since = answer.get("version"), answer.get("pid"), answer.get("startedAt")
-    print(f"ia-comercial {version}  pid {pid}  since {since}")
-    print(f"{'actor':<14}{'state':<13}{'restarts':>9}  {'uptime':>10}  last error")
+    """The actors, like `pm2 list`; under WORKERS=N every worker and its actors."""
+    parent = _parent_status()
+    if parent is None:
+        answer = _ask({"command": "status"})
+        if isinstance(answer, int):
+            return answer
+        _print_actors(answer)
+        return EXIT_OK
+    rows = parent.get("actors")
+    pids = parent.get("pids")
+    assert isinstance(rows, list) and isinstance(pids, dict)
+    print(
+        f"ia-comercial {parent.get('version')}  {len(rows)} workers  parent pid"
+        f" {parent.get('pid')}  since {parent.get('startedAt')}"
+    )
+    print(f"{'worker':<14}{'pid':>8}  {'state':<13}{'restarts':>9}  {'uptime':>10}  last error")
     for row in rows:
-        uptime = row["uptimeSeconds"]
-        shown = "—" if uptime is None else _duration(float(uptime))
         print(
-            f"{row['name']:<14}{row['state']:<13}{row['restarts']:>9}  {shown:>10}"
-            f"  {row['lastError'] or '—'}"
+            f"{row['name']:<14}{pids.get(row['name']) or '—':>8}  {row['state']:<13}"
+            f"{row['restarts']:>9}  {_uptime(row):>10}  {row['lastError'] or '—'}"
         )
+    for row in rows:
+        number = int(str(row["name"]).removeprefix("worker-"))
+        print(f"\n{row['name']}")
+        answer = _ask({"command": "status"}, worker=number)
+        if not isinstance(answer, int):
+            _print_actors(answer, heading=False)
     return EXIT_OK
 
 
+def _print_actors(answer: dict[str, object], *, heading: bool = True) -> None:
+    rows = answer.get("actors")
+    assert isinstance(rows, list)
+    if heading:
+        version, pid, since = answer.get("version"), answer.get("pid"), answer.get("startedAt")
+        print(f"ia-comercial {version}  pid {pid}  since {since}")
+    print(f"{'actor':<14}{'state':<13}{'restarts':>9}  {'uptime':>10}  last error")
+    for row in rows:
+        print(
+            f"{row['name']:<14}{row['state']:<13}{row['restarts']:>9}  {_uptime(row):>10}"
+            f"  {row['lastError'] or '—'}"
+        )
+
+
+def _uptime(row: dict[str, object]) -> str:
+    uptime = row["uptimeSeconds"]
+    return "—" if uptime is None else _duration(float(str(uptime)))
+
+
 def cmd_restart(actor: str) -> int:
-    answer = _ask({"command": "restart", "actor": actor})
+    """One actor of this worker, or under WORKERS=N a whole worker (`worker-2`)."""
+    worker = 0 if actor.startswith("worker-") else None
+    answer = _ask({"command": "restart", "actor": actor}, worker=worker)
     if isinstance(answer, int):
         return answer
     if not answer.get("ok"):
@@ -398,32 +455,79 @@ def _open_store(settings: Settings) -> Store | int:
 
 def cmd_run() -> int:
     """Start the suite. Whatever stops it from starting is told in one line per problem on
-    stderr, naming the setting to change, with exit code 2 (no traceback)."""
+    stderr, naming the setting to change, with exit code 2 (no traceback). With `WORKERS`
+    above 1 this process becomes the parent of that many workers (supervisor/workers.py)."""
     loaded = _load(_refuse)
     if isinstance(loaded, int):
         return loaded
     settings, business, rules = loaded
+    inherited = os.environ.get(workers.LISTEN_FD_VARIABLE, "")
+    if inherited.isdigit():  # a worker: its parent checked, bound and logs for it
+        settings = dataclasses.replace(settings, listen_fd=int(inherited), workers=1)
+    elif settings.workers > 1:
+        return _run_workers(settings)
     from .startup import startup_problem
-    from .suite import Suite
 
     try:
         if not settings.database_url:  # SQLite only: PostgreSQL has no file to claim
             with backups.held(settings.database_path, current_identity().worker):
                 pass  # the suite takes the claim for good once it runs
-        _check_port(settings)
+        if settings.listen_fd is None:
+            _check_port(settings)
     except (OSError, BackupError) as exc:
         return _refuse(startup_problem("DATABASE_PATH", settings.database_path, exc))
     except ConfigProblem as exc:
         return _refuse(exc)
     try:
-        setup_logging(settings.log_dir, settings.log_level, settings.secrets())
+        if settings.listen_fd is not None:
+            setup_worker_logging(current_identity().name, settings.log_level, settings.secrets())
+        else:
+            setup_logging(settings.log_dir, settings.log_level, settings.secrets())
     except OSError as exc:
         return _refuse(startup_problem("LOG_DIR", settings.log_dir, exc))
     raise_open_files_limit()
+    return _supervised(lambda notifier: _run_suite(settings, business, rules, notifier))
+
+
+def _run_suite(
+    settings: Settings, business: BusinessConfig, rules: str, notifier: SystemdNotifier
+) -> None:
+    from .suite import Suite
+
+    trio.run(_serve, Suite(settings, business, rules, notifier))
+
+
+def _run_workers(settings: Settings) -> int:
+    """The parent of `settings.workers` workers: it binds the port for all of them."""
+    from .startup import startup_problem
+
+    try:
+        listener = workers.listening_socket(settings.host, settings.port)
+    except socket.gaierror as exc:
+        return _refuse(ConfigProblem([("HOST", settings.host, f"not an address: {exc.strerror}")]))
+    except OSError as exc:
+        return _refuse(_bind_problem(settings, exc))
+    try:
+        try:
+            setup_logging(settings.log_dir, settings.log_level, settings.secrets())
+        except OSError as exc:
+            return _refuse(startup_problem("LOG_DIR", settings.log_dir, exc))
+        raise_open_files_limit()  # the workers inherit it
+        return _supervised(
+            lambda notifier: trio.run(
+                workers.WorkerPool(settings, settings.workers, notifier, listener).run
+            )
+        )
+    finally:
+        listener.close()
+
+
+def _supervised(main: Callable[[SystemdNotifier], None]) -> int:
+    """Run `main` (a suite, or the parent of workers); the exit code."""
     notifier = SystemdNotifier()
     code = EXIT_OK
     try:
-        trio.run(_serve, Suite(settings, business, rules, notifier))
+        main(notifier)
     except* ConfigProblem as group:  # the database or its folder, found unusable at start
         code = _refuse(*_leaves(group, ConfigProblem))
     except* SupervisorGaveUp as group:
@@ -475,16 +579,21 @@ def _check_port(settings: Settings) -> None:
         try:
             probe.bind(address)
         except OSError as exc:
-            if exc.errno == errno.EADDRNOTAVAIL:
-                raise ConfigProblem(
-                    [("HOST", settings.host, "not an address of this machine; change HOST")]
-                ) from None
-            why = (
-                "already in use (another ia-comercial, or another server); change PORT"
-                if exc.errno == errno.EADDRINUSE
-                else f"{exc.strerror}; change PORT"
-            )
-            raise ConfigProblem([("PORT", f"{settings.host}:{settings.port}", why)]) from None
+            raise _bind_problem(settings, exc) from None
+
+
+def _bind_problem(settings: Settings, exc: OSError) -> ConfigProblem:
+    """HOST:PORT cannot be bound: which setting to change."""
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return ConfigProblem(
+            [("HOST", settings.host, "not an address of this machine; change HOST")]
+        )
+    why = (
+        "already in use (another ia-comercial, or another server); change PORT"
+        if exc.errno == errno.EADDRINUSE
+        else f"{exc.strerror}; change PORT"
+    )
+    return ConfigProblem([("PORT", f"{settings.host}:{settings.port}", why)])
 
 
 def _listed(problem: ConfigProblem) -> int:
@@ -526,12 +635,29 @@ async def _serve(suite: Suite) -> None:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(stop_on_signal)
+            parent = os.environ.get(workers.PARENT_VARIABLE, "")
+            if suite.settings.listen_fd is not None and parent.isdigit():
+                nursery.start_soon(_stop_with_parent, suite, int(parent), nursery.cancel_scope)
             await nursery.start(run_suite)
             # What start-up loaded (modules, config, clients) lives as long as the process:
             # freeze it so that full collections stop walking it. A full collection took
             # 130 ms on the trio thread with the OpenAI client loaded (bench/, open loop).
             gc.collect()
             gc.freeze()
+
+
+async def _stop_with_parent(suite: Suite, parent: int, everything: trio.CancelScope) -> None:
+    """A worker whose parent is gone (killed: it could not pass on a SIGTERM) stops as if
+    told to, instead of serving on alone, unsupervised; still starting, it just ends."""
+    while True:
+        if os.getppid() != parent:
+            break
+        await trio.sleep(PARENT_CHECK_INTERVAL)
+    log.warning("the parent supervisor (pid %d) is gone: stopping", parent)
+    if suite.supervisor is None:
+        everything.cancel()
+    else:
+        suite.shutdown()
 
 
 def _print_problems(problem: ConfigProblem) -> None:

@@ -40,6 +40,11 @@ def socket_path(database_path: Path, worker: int = 1) -> Path:
     return database_path.parent / name
 
 
+def parent_socket_path(database_path: Path) -> Path:
+    """The parent supervisor's, with `WORKERS` above 1: its rows are the workers."""
+    return database_path.parent / "control-workers.sock"
+
+
 def actor_rows(actors: tuple[ActorStatistics, ...]) -> list[dict[str, Any]]:
     return [
         {
@@ -112,7 +117,13 @@ async def _answer(data: bytes, suite: Controlled) -> dict[str, Any]:
             "startedAt": suite.started_at,
             "pid": os.getpid(),
             "actors": actor_rows(suite.actors()),
+            **({"pids": pids()} if (pids := getattr(suite, "pids", None)) else {}),
         }
+    if command == "figures":  # this worker's /metrics figures, for a peer's page
+        source = getattr(suite, "figures", None)
+        if source is None:
+            return {"ok": False, "error": "no figures yet (the ingress is starting)"}
+        return {"ok": True, "figures": source()}
     if command == "restart":
         name = request.get("actor")
         if not isinstance(name, str):
@@ -123,6 +134,24 @@ async def _answer(data: bytes, suite: Controlled) -> dict[str, Any]:
             return {"ok": False, "error": str(exc).strip("'\"")}
         return {"ok": True, "restarted": name}
     return {"ok": False, "error": f"unknown command: {command!r}"}
+
+
+async def ask(path: Path, message: dict[str, Any], within: float) -> dict[str, Any] | None:
+    """Ask a running suite from async code (a peer worker); None when it does not answer
+    `within` seconds or answers nonsense."""
+    with trio.move_on_after(within):
+        try:
+            stream = await trio.open_unix_socket(str(path))
+            async with stream:
+                await stream.send_all(json.dumps(message).encode() + b"\n")
+                data = b""
+                async for chunk in stream:
+                    data += chunk
+            answer = json.loads(data.decode())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return answer if isinstance(answer, dict) else None
+    return None
 
 
 class NotRunning(Exception):

@@ -35,6 +35,15 @@ _SECRET_SHAPES = re.compile(
 )
 # Fields a record may carry as structured context (`extra={"ctx": {...}}`).
 CONTEXT_FIELD = "ctx"
+# A worker's JSON line, as its parent received it (see `forward`).
+FORWARDED_FIELD = "forwarded_line"
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 class Redactor:
@@ -51,17 +60,23 @@ class Redactor:
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, redact: Redactor) -> None:
+    def __init__(self, redact: Redactor, worker: str | None = None) -> None:
         super().__init__()
         self.redact = redact
+        self.worker = worker  # `node/N` on each line, under WORKERS=N
 
     def format(self, record: logging.LogRecord) -> str:
+        forwarded = getattr(record, FORWARDED_FIELD, None)
+        if isinstance(forwarded, str):
+            return forwarded  # a worker's line, redacted and formatted there
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker is not None:
+            entry["worker"] = self.worker
         context = getattr(record, CONTEXT_FIELD, None)
         if isinstance(context, dict):
             entry.update(context)
@@ -71,8 +86,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class ReadableFormatter(logging.Formatter):
-    def __init__(self, redact: Redactor) -> None:
-        super().__init__("%(levelname)-7s %(name)s: %(message)s")
+    def __init__(self, redact: Redactor, worker: str | None = None) -> None:
+        prefix = f"[{worker}] " if worker else ""
+        super().__init__(prefix + "%(levelname)-7s %(name)s: %(message)s")
         self.redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
@@ -169,9 +185,57 @@ def setup_logging(
     errors.setFormatter(JsonFormatter(redact))
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(ReadableFormatter(redact))
+    # A worker's lines reached stderr (the journal) from the worker itself.
+    console.addFilter(lambda record: not hasattr(record, FORWARDED_FIELD))
     for handler in (combined, errors, console):
         root.addHandler(handler)
-    # Third-party chatter that would log request URLs or headers at INFO.
+    _quiet_third_parties()
+
+
+def setup_worker_logging(
+    worker: str, level: str = "INFO", secrets: Iterable[str] = (), stream: TextIO | None = None
+) -> None:
+    """A worker under `WORKERS=N`: JSON lines to its parent on `stream` (stdout), which
+    writes them to the log files (one writer, so one rotation); readable lines on stderr."""
+    redact = Redactor(secrets)
+    root = logging.getLogger()
+    close_logging()
+    root.setLevel(level)
+    to_parent = _ToParent(sys.stdout if stream is None else stream)
+    to_parent.setFormatter(JsonFormatter(redact, worker))
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(ReadableFormatter(redact, worker))
+    for handler in (to_parent, console):
+        root.addHandler(handler)
+    _quiet_third_parties()
+
+
+class _ToParent(logging.StreamHandler):  # type: ignore[type-arg]
+    """A worker's pipe to its parent: once the parent is gone the lines still reach stderr,
+    and the broken pipe prints no traceback per record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def forward(line: str) -> None:
+    """A worker's JSON log line into this process's files (error.log too at error and
+    above). A line that is not ours (something printed) is logged as text."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        entry = None
+    if not isinstance(entry, dict):
+        logging.getLogger("worker").info("%s", line)
+        return
+    level = LEVELS.get(str(entry.get("level")), logging.INFO)
+    record = logging.LogRecord(str(entry.get("logger", "worker")), level, "", 0, "", (), None)
+    setattr(record, FORWARDED_FIELD, line)
+    logging.getLogger().handle(record)
+
+
+def _quiet_third_parties() -> None:
+    """Third-party chatter that would log request URLs or headers at INFO."""
     for noisy in ("httpx", "httpx2", "httpcore", "openai", "hpack"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("hypercorn.access").setLevel(logging.WARNING)

@@ -29,10 +29,11 @@ business, the prompt or the strategy: nothing restarts for it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 
@@ -141,6 +142,8 @@ class Suite:
         self.business_holders: list[_HoldsBusiness] = []  # every context given `business`
         self.reconfiguring = trio.Lock()  # one change of rules or business at a time
         self.cluster = cluster.ClusterState(current_identity())  # who this process is
+        # This worker's /metrics figures as JSON (set by the ingress; peers ask for them).
+        self.figures: Callable[[], dict[str, Any]] | None = None
 
     # -- the SuiteStatus the ingress reads -----------------------------------------------
 

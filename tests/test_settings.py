@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,10 @@ def test_every_setting_is_read_by_exactly_one_group() -> None:
         module._access(reader),
     ]
     keys = [key for group in groups for key in group]
-    assert sorted(keys) == sorted(f.name for f in fields(module.Settings))
+    read = sorted(
+        f.name for f in fields(module.Settings) if f.name not in module.NOT_FROM_ENVIRONMENT
+    )
+    assert sorted(keys) == read
 
 
 def test_a_postgresql_url_selects_postgresql_and_its_password_is_a_secret(tmp_path: Path) -> None:
@@ -133,3 +137,15 @@ def test_ops_notice_settings_are_checked_and_the_hook_is_a_secret(tmp_path: Path
     for name in ("OPS_EMAIL", "OPS_WEBHOOK_URL", "LLM_PRICE_INPUT_PER_MTOK"):
         assert name in text
     assert "ops-KNOWN-key" not in text  # a webhook URL may hold its key: never echoed
+
+
+def test_workers_is_a_count_or_auto(tmp_path: Path) -> None:
+    env = tmp_path / "n"
+    assert load_settings({}, env_file=env).workers == 1
+    assert load_settings({"WORKERS": "3"}, env_file=env).workers == 3
+    cores = len(os.sched_getaffinity(0))
+    assert load_settings({"WORKERS": "auto"}, env_file=env).workers == cores
+    for bad, why in (("dos", "number of processes or auto"), ("0", "between 1 and 64")):
+        with pytest.raises(ConfigProblem) as caught:
+            load_settings({"WORKERS": bad}, env_file=env)
+        assert [(f, why in r) for _s, f, r in caught.value.problems] == [("WORKERS", True)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -24,6 +25,8 @@ class SuiteStatus(Protocol):
     started_at: str
     llm_stats: LLMStatistics
     notifier_stats: NotifierStatistics
+    # This worker's /metrics figures as JSON, set by the ingress, asked by peer workers.
+    figures: Callable[[], dict[str, Any]] | None
 
     def is_running(self, name: str) -> bool: ...
 

@@ -23,6 +23,7 @@ from quart import Blueprint, Quart, Response, g, request
 from sales import identity
 from store import figures
 from store.errors import StoreError
+from supervisor import control, workers
 from supervisor.supervisor import ActorState
 
 from .context import IngressContext
@@ -32,6 +33,8 @@ from .metrics_render import (
     ActorFigures,
     HistogramFigures,
     ProcessFigures,
+    figures_from_json,
+    figures_to_json,
     render,
 )
 from .responses import error_response
@@ -39,6 +42,7 @@ from .responses import error_response
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 MTOK = 1_000_000
 CHAT_ROUTE = "/api/chat"
+PEER_TIMEOUT = 2.0  # seconds a scrape waits for another worker's figures
 
 
 def route_class(route: str) -> str:
@@ -106,9 +110,12 @@ class Metrics:
     def __init__(self, ctx: IngressContext) -> None:
         self.ctx = ctx
         self.http = HttpFigures()
-        self.worker = identity.current().name
+        me = identity.current()
+        self.worker, self.number = me.name, me.worker
         self.process = psutil.Process(os.getpid())
         self.writes = StoreWrites(ctx.db, ctx.settings.disk_min_free_mb)
+        # What this worker's peers ask over its control socket for their /metrics.
+        ctx.suite.figures = lambda: figures_to_json(self.snapshot())
 
     def instrument(self, app: Quart) -> None:
         @app.before_request
@@ -185,12 +192,31 @@ class Metrics:
             load1=os.getloadavg()[0],
         )
 
-    def page(self) -> bytes:
+    async def page(self) -> bytes:
+        """This worker's series, its peers' on this node (WORKERS=N) and the store's."""
+        processes = [self.snapshot(), *await self.peers()]
         try:
             cluster: figures.ClusterFigures | None = figures.read(self.ctx.db, datetime.now(UTC))
         except StoreError:
             cluster = None  # no store-wide series rather than made-up zeros
-        return render([self.snapshot()], cluster)
+        return render(sorted(processes, key=lambda p: p.worker), cluster)
+
+    async def peers(self) -> list[ProcessFigures]:
+        """The other workers' snapshots, asked side by side; one that does not answer (it
+        is restarting) is left out of this scrape."""
+        paths = workers.peers_sockets(self.ctx.settings.database_path, self.number)
+        found: list[ProcessFigures] = []
+
+        async def ask(path: Path) -> None:
+            answer = await control.ask(path, {"command": "figures"}, PEER_TIMEOUT)
+            if answer is not None and answer.get("ok"):
+                with suppress(KeyError, TypeError, ValueError):
+                    found.append(figures_from_json(answer["figures"]))
+
+        async with trio.open_nursery() as nursery:
+            for path in paths:
+                nursery.start_soon(ask, path)
+        return found
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("metrics", __name__)
@@ -202,8 +228,7 @@ class Metrics:
                 given = request.headers.get("Authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
                     return error_response(401, "Falta el token de métricas (METRICS_TOKEN)")
-            await trio.lowlevel.checkpoint()
-            return Response(self.page(), content_type=CONTENT_TYPE)
+            return Response(await self.page(), content_type=CONTENT_TYPE)
 
         return bp
 

@@ -5,8 +5,8 @@ clock, a process or the store, so the page can be rendered from any worker's sna
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -313,3 +313,43 @@ def _backups(c: ClusterFigures) -> Iterator[Metric]:
     if c.backup_last_attempt_ok is not None:
         attempt.add_metric([], 1.0 if c.backup_last_attempt_ok else 0.0)
     yield from (last, attempt)
+
+
+def figures_to_json(p: ProcessFigures) -> dict[str, Any]:
+    """One worker's snapshot as JSON, for its peers' /metrics (over the control socket)."""
+    return {
+        **{f.name: getattr(p, f.name) for f in fields(p)},
+        "requests": [[*key, n] for key, n in p.requests.items()],
+        "request_seconds": {k: _histogram_json(h) for k, h in p.request_seconds.items()},
+        "chat_beyond_model": _histogram_json(p.chat_beyond_model),
+        "llm_seconds": _histogram_json(p.llm_seconds),
+        "actors": [asdict(a) for a in p.actors],
+    }
+
+
+def figures_from_json(data: dict[str, Any]) -> ProcessFigures:
+    """The inverse of `figures_to_json` (raises KeyError/TypeError/ValueError on a bad one)."""
+    known = {f.name for f in fields(ProcessFigures)}
+    return ProcessFigures(
+        **{
+            **{k: v for k, v in data.items() if k in known},
+            "requests": {
+                (str(a), str(b), str(c), str(d)): int(n) for a, b, c, d, n in data["requests"]
+            },
+            "request_seconds": {
+                str(k): _histogram_of(h) for k, h in data["request_seconds"].items()
+            },
+            "chat_beyond_model": _histogram_of(data["chat_beyond_model"]),
+            "llm_seconds": _histogram_of(data["llm_seconds"]),
+            "actors": tuple(ActorFigures(**a) for a in data["actors"]),
+        }
+    )
+
+
+def _histogram_json(h: HistogramFigures) -> dict[str, Any]:
+    return {"buckets": [list(b) for b in h.buckets], "total": h.total}
+
+
+def _histogram_of(data: dict[str, Any]) -> HistogramFigures:
+    buckets = tuple((str(le), int(n)) for le, n in data["buckets"])
+    return HistogramFigures(buckets, float(data["total"]))

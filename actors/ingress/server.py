@@ -11,6 +11,7 @@ the request body was read (a 413, a refusal before parsing)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
 from pathlib import Path
@@ -169,9 +170,11 @@ class ReusableConnections:
         await self.app(scope, tracking_receive, reusing_send)
 
 
-def hypercorn_config(host: str, port: int) -> Config:
+def hypercorn_config(host: str, port: int, listen_fd: int | None = None) -> Config:
+    """`listen_fd`: a socket already listening (a worker's, from its parent), served through
+    a duplicate so that this incarnation closing it leaves the next one the original."""
     config = Config()
-    config.bind = [f"{host}:{port}"]
+    config.bind = [f"fd://{os.dup(listen_fd)}" if listen_fd is not None else f"{host}:{port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
@@ -203,7 +206,8 @@ async def run(
     # The common chat request answered in plain ASGI; anything else goes on to Quart.
     fast = FastChat(cast(ASGIApp, reusable), ctx, quart.extensions["ia_metrics"])
     app = InFlightRequests(cast(ASGIApp, fast), ctx.ack_first)
-    config = hypercorn_config(ctx.settings.host, bound_port(bound, ctx.settings.port))
+    settings = ctx.settings
+    config = hypercorn_config(settings.host, bound_port(bound, settings.port), settings.listen_fd)
     async with trio.open_nursery() as nursery:
         asgi = cast(Any, app)  # hypercorn's ASGI types are stricter than the protocol needs
         urls = await nursery.start(partial(serve, asgi, config, shutdown_trigger=stop.wait))

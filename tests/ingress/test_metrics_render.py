@@ -99,3 +99,15 @@ def test_a_histogram_counts_each_observation_in_its_bucket_and_above() -> None:
     snapshot = b.snapshot()
     assert snapshot.buckets == (("0.1", 2), ("0.5", 3), ("+Inf", 4))
     assert snapshot.count == 4 and abs(snapshot.total - 2.45) < 1e-9
+
+
+def test_a_workers_figures_cross_the_control_socket_unchanged() -> None:
+    """A peer's snapshot travels as JSON (control socket) and renders as if it were local."""
+    import json
+
+    from actors.ingress.metrics_render import figures_from_json, figures_to_json
+
+    original = figures("nodo/2", chats=7)
+    travelled = figures_from_json(json.loads(json.dumps(figures_to_json(original))))
+    assert travelled == original
+    assert render([travelled], None) == render([original], None)
