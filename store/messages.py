@@ -151,6 +151,21 @@ def is_pending(db: Database, message_id: int) -> bool:
     return found is not None
 
 
+def pending_before(db: Database, conversation_id: int, message_id: int) -> list[StoredMessage]:
+    """The conversation's inbound messages still pending that come before `message_id` in
+    its order (the provider's time, then arrival, as `pending_inbound`), oldest first; none
+    when `message_id` itself is no longer pending."""
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM messages WHERE conversation_id = ? AND status = 'pending'"
+        " ORDER BY provider_ts NULLS FIRST, id",
+        (conversation_id,),
+    )
+    for at, row in enumerate(rows):
+        if int(str(row["id"])) == message_id:
+            return [_from_row(r) for r in rows[:at]]
+    return []
+
+
 def reply_to(db: Database, inbound_id: int) -> StoredMessage | None:
     row = db.one(f"SELECT {_COLUMNS} FROM messages WHERE reply_to = ?", (inbound_id,))
     return _from_row(row) if row else None

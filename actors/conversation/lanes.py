@@ -13,7 +13,9 @@ process holds the conversation's lease (`conversation:<id>`, store/leases.py; re
 the cluster actor while the turn runs, released when the lane has nothing queued), so one
 person's messages keep one order across processes. A batch whose lease another holds is
 left in the store for it (its sweep, or ours once it lets go); a web visitor's request waits
-here, looking every LEASE_POLL, for the lease to come free or the reply to be stored."""
+here, looking every LEASE_POLL, for the lease to come free or the reply to be stored. A lane
+that takes the lease answers first the conversation's older rows still pending (left by a
+process that could not take it then), so a later message never overtakes them."""
 
 from __future__ import annotations
 
@@ -151,12 +153,14 @@ class LaneRouter:
                 if message is None:
                     return
                 batch = await self._gather(message, receive)
+                earlier: list[InboundMessage] = []
                 try:
                     claimed = await self._claim(conversation_id, batch)
                     if claimed is not None:
-                        await self.take(claimed)
+                        earlier = self._overtaken(claimed)
+                        await self._answer(earlier, claimed)
                 finally:
-                    self.in_flight.difference_update(m.message_id for m in batch)
+                    self.in_flight.difference_update(m.message_id for m in [*earlier, *batch])
                     if receive.statistics().current_buffer_used == 0:
                         self._let_go(conversation_id)
                 if self.crowded and receive.statistics().current_buffer_used == 0:
@@ -186,6 +190,29 @@ class LaneRouter:
             ):
                 return again
         return None
+
+    def _overtaken(self, batch: list[InboundMessage]) -> list[InboundMessage]:
+        """The conversation's messages stored before the batch and still pending: another
+        process stored them while this one, or a third, held the conversation, and left them
+        for a sweep. Now that this process holds it, they go first."""
+        if self.owner is None:
+            return []  # alone: every message came to this lane, in order
+        first = batch[0]
+        earlier = [
+            InboundMessage.of(m)
+            for m in messages.pending_before(self.db, first.conversation_id, first.message_id)
+            if m.id not in self.in_flight
+        ]
+        self.in_flight.update(m.message_id for m in earlier)
+        return earlier
+
+    async def _answer(self, earlier: list[InboundMessage], batch: list[InboundMessage]) -> None:
+        if earlier and batch[-1].channel in MESSAGING and self.limits.debounce > 0:
+            await self.take([*earlier, *batch])  # one reply for the burst, as `_gather` does
+            return
+        for message in earlier:
+            await self.take([message])
+        await self.take(batch)
 
     def _let_go(self, conversation_id: int) -> None:
         if self.owner is not None:

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
 from actors.conversation.lanes import LaneLimits, LaneRouter
 from actors.messages import InboundMessage, ReplyEvent
-from store import conversations, messages
+from store import conversations, leases, messages
 from store.db import Database, open_database
 from store.messages import ReplyRecord
 
@@ -117,13 +118,14 @@ class Harness:
 
 @asynccontextmanager
 async def lanes(
-    tmp_path: Path, limits: LaneLimits, *, seconds: float = 0.0
+    tmp_path: Path, limits: LaneLimits, *, seconds: float = 0.0, owner: str | None = None
 ) -> AsyncIterator[Harness]:
+    """The router of one process; with `owner`, one of a cluster (it takes leases)."""
     db = open_database(tmp_path / "db" / "leads.db")
     answerer = Answerer(db, seconds)
     try:
         async with trio.open_nursery() as nursery:
-            router = LaneRouter(db, answerer.take, nursery, limits)
+            router = LaneRouter(db, answerer.take, nursery, limits, owner)
             yield Harness(db, answerer, Inbox(db), router)
             router.close_lanes()
     finally:
@@ -400,3 +402,28 @@ async def test_a_web_message_swept_before_its_notice_is_checked_again(
         await h.router.dispatch(replace(h.inbox.visitor(bob, "buenas"), attempted=True))
         await settle()
         assert h.answerer.attempted == [False, False, True]  # no sweep copy: trusted
+
+
+@pytest.mark.parametrize("debounce", [0, 2])
+async def test_a_message_left_for_another_process_is_answered_before_the_next(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, debounce: float
+) -> None:
+    """In a cluster, a message that came while another process held its conversation waits
+    in the store for a sweep. The lane that next holds the conversation answers it first:
+    it used to answer only its own message, so the later one overtook the earlier."""
+    async with lanes(tmp_path, LaneLimits(debounce=debounce), owner="nodo-a/1") as h:
+        ana = h.inbox.person("whatsapp", "56911111111")
+        lease = leases.conversation(ana)
+        assert leases.take(h.db, lease, "nodo-b/1")  # nodo-b is answering Ana
+        await h.router.dispatch(h.inbox.message(ana, "whatsapp", "ana 1"))
+        await trio.sleep(debounce + 1)
+        assert h.answerer.of(ana) == [] and pending(h.db) == ["ana 1"]  # left for nodo-b
+        assert leases.release(h.db, lease, "nodo-b/1")  # done, without having seen "ana 1"
+        await h.router.dispatch(h.inbox.message(ana, "whatsapp", "ana 2"))
+        await trio.sleep(debounce + 1)
+        if debounce:  # one reply for what Ana sent, as a burst is answered
+            assert h.answerer.of(ana) == [("ana 1", "ana 2")]
+        else:
+            assert h.answerer.of(ana) == [("ana 1",), ("ana 2",)]
+        assert pending(h.db) == []
+        assert leases.holder(h.db, lease) is None  # let go once the lane had nothing left

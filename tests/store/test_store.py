@@ -110,6 +110,29 @@ def test_pending_messages_survive_reopening(tmp_path: Path) -> None:
     assert [m.content for m in messages.pending_inbound(db)] == ["uno", "dos"]
 
 
+def test_pending_before_is_what_a_message_must_wait_for(db: Database) -> None:
+    """The conversation's older pending rows, in the provider's order (a late webhook of an
+    earlier message still comes first), none once the message itself is answered."""
+    conv = conversations.open_conversation(db, "whatsapp", "56911112222")
+    other = conversations.open_conversation(db, "whatsapp", "56933334444")
+    ids = {}
+    for text, ts in [("uno", 10), ("tres", 30), ("dos", 20), ("cuatro", 40)]:
+        stored = messages.add_inbound(
+            db, conv.id, "whatsapp", text, f"wamid.{text}", provider_ts=ts
+        )
+        assert stored is not None
+        ids[text] = stored.id
+    messages.add_inbound(db, other.id, "whatsapp", "de otra persona", "wamid.x", provider_ts=5)
+    before = messages.pending_before
+    assert [m.content for m in before(db, conv.id, ids["cuatro"])] == ["uno", "dos", "tres"]
+    assert [m.content for m in before(db, conv.id, ids["tres"])] == ["uno", "dos"]
+    assert before(db, conv.id, ids["uno"]) == []
+    messages.record_reply(db, conv.id, "whatsapp", [ids["uno"]], ReplyRecord("hola", "offline"))
+    assert [m.content for m in before(db, conv.id, ids["tres"])] == ["dos"]
+    messages.record_reply(db, conv.id, "whatsapp", [ids["tres"]], ReplyRecord("ok", "offline"))
+    assert before(db, conv.id, ids["tres"]) == []  # answered: nothing to wait for
+
+
 def test_pending_messages_are_seen_by_the_next_connection(store: Store) -> None:
     with store.connection() as db:
         conv = conversations.open_conversation(db, "web", "s")
