@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .base import Row
 from .db import Database, utc_after, utc_now
 
 LIVE_WITHIN = 10.0  # seconds: a process that has not beaten for this long is taken for dead
@@ -40,20 +41,33 @@ def end(db: Database, worker: str) -> None:
     db.execute("DELETE FROM heartbeats WHERE worker = ?", (worker,))
 
 
+def of(db: Database, worker: str) -> Heartbeat | None:
+    """The last heartbeat under `worker`'s name, live or not."""
+    row = db.one(
+        "SELECT worker, node, pid, started_at, beat_at, actors FROM heartbeats WHERE worker = ?",
+        (worker,),
+    )
+    return None if row is None else _heartbeat(row)
+
+
 def live(db: Database, within: float = LIVE_WITHIN) -> list[Heartbeat]:
     """The processes that beat within the last `within` seconds, by node and worker."""
     return [
-        Heartbeat(
-            str(r["worker"]),
-            str(r["node"]),
-            int(r["pid"]),
-            str(r["started_at"]),
-            str(r["beat_at"]),
-            json.loads(r["actors"]),
-        )
+        _heartbeat(r)
         for r in db.all(
             "SELECT worker, node, pid, started_at, beat_at, actors FROM heartbeats"
             " WHERE beat_at > ? ORDER BY node, worker",
             (utc_after(-within),),
         )
     ]
+
+
+def _heartbeat(r: Row) -> Heartbeat:
+    return Heartbeat(
+        str(r["worker"]),
+        str(r["node"]),
+        int(r["pid"]),
+        str(r["started_at"]),
+        str(r["beat_at"]),
+        json.loads(r["actors"]),
+    )

@@ -56,6 +56,7 @@ class ClusterState:
     _failed_beats: int = field(default=0, init=False)
     _leaderships: int = field(default=0, init=False)
     _last_error: str | None = field(default=None, init=False)
+    _joined: bool = field(default=False, init=False)  # the first beat has been written
 
     @property
     def owner(self) -> str:
@@ -91,6 +92,7 @@ def beat(ctx: ClusterContext) -> None:
     asked_at = trio.current_time()
     try:
         with ctx.db.transaction():
+            stale = 0 if state._joined else _forget_previous_process(ctx)
             heartbeats.beat(
                 ctx.db,
                 state.owner,
@@ -108,12 +110,34 @@ def beat(ctx: ClusterContext) -> None:
         return
     state._beats += 1
     state._last_error = None
+    if not state._joined:
+        state._joined = True
+        if stale:
+            log.warning(
+                "%s: %d lease(s) of its previous process (dead: this one has its name)"
+                " released for the cluster to take",
+                state.owner,
+                stale,
+            )
     if leader and not state.is_leader():
         state._leaderships += 1
         log.info("%s is the leader (backup, daily summary, follow-ups)", state.owner)
     elif not leader and state.is_leader():
         log.warning("%s is no longer the leader", state.owner)
     state._leader_until = asked_at + ctx.ttl * LEADER_SHARE if leader else -math.inf
+
+
+def _forget_previous_process(ctx: ClusterContext) -> int:
+    """A process that starts under a name (node/worker) that an earlier process beat under
+    (a worker restarted by its parent, a suite restarted by systemd) succeeds a dead one:
+    only one process runs under a name (the file claim per worker on SQLite, NODE_NAME
+    per server). Its leases name the work that process held in memory, which this one does
+    not: released, not renewed, so whoever gets those messages can take them at once."""
+    state = ctx.state
+    previous = heartbeats.of(ctx.db, state.owner)
+    if previous is None or (previous.pid, previous.started_at) == (state.pid, state.started_at):
+        return 0
+    return leases.release_all(ctx.db, state.owner)
 
 
 def leave(ctx: ClusterContext) -> None:

@@ -10,6 +10,7 @@ from contextlib import ExitStack, asynccontextmanager
 import trio
 
 from actors import cluster
+from actors.cluster import actor as cluster_actor
 from sales.identity import Identity
 from store import heartbeats, leases
 from store.backends import Store
@@ -118,3 +119,25 @@ async def test_a_process_cut_from_its_store_stops_leading_before_its_lease_lapse
         with store.connection() as db:
             assert leases.holder(db, leases.LEADER) == a.state.owner  # still, until it lapses
             assert leases.held(db, a.state.owner)[0].expires_at == expires
+
+
+async def test_a_process_restarted_under_a_dead_ones_name_frees_its_leases(store: Store) -> None:
+    """A worker restarted by its parent (or a suite by systemd) comes back under the same
+    name: the dead process's leases name work the new one does not hold, so its first beat
+    releases them instead of renewing them for good; a restart of the cluster actor inside
+    one process keeps them (its lanes still hold that work)."""
+    with store.connection() as db, store.connection() as other:
+        first = Process(db, "nodo-a")
+        cluster_actor.beat(first.ctx)
+        assert leases.take(db, leases.conversation(7), first.state.owner, TTL * 100)
+        first.kill()
+        again = Process(db, "nodo-a")
+        again.state = cluster.ClusterState(first.state.identity, pid=first.state.pid + 1)
+        again.ctx = cluster.ClusterContext(db, again.state, lambda: {}, TTL * 100, INTERVAL)
+        cluster_actor.beat(again.ctx)  # its first beat, as its actor starts
+        assert leases.holder(db, leases.conversation(7)) is None
+        assert leases.take(other, leases.conversation(7), "nodo-b/1", TTL * 100)
+        # The same process beating again (its actor restarted) keeps what it holds.
+        assert leases.take(db, leases.conversation(8), again.state.owner, TTL * 100)
+        cluster_actor.beat(again.ctx)
+        assert leases.holder(db, leases.conversation(8)) == again.state.owner

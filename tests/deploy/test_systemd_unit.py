@@ -25,6 +25,8 @@ def test_the_unit_verifies_without_warnings(tmp_path: Path) -> None:
         "StartLimitBurst=",
         "TimeoutStopSec=",
         "EnvironmentFile=",
+        "Environment=WORKERS=1\n",  # the env file's WORKERS wins
+        "KillMode=mixed",  # SIGTERM to the parent, which passes it on to its workers
         "WorkingDirectory=",
         "User=ia-comercial",
         "NoNewPrivileges=yes",
