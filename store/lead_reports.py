@@ -126,15 +126,16 @@ def _by_ids(db: Database, ids: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def export_rows(db: Database, f: LeadFilter) -> tuple[str, list[Any]]:
-    """The statement and parameters that read every lead the filter keeps (the CSV), in
-    the list's order without a search; a text search adds its matches (search.usable)."""
+def export_rows(backend: str, f: LeadFilter, columns: str = LEAD_COLUMNS) -> tuple[str, list[Any]]:
+    """The statement and parameters that read `columns` of every lead the filter keeps (the
+    CSV), in the list's order without a search; a text search keeps its matches
+    (search.usable, else SearchTooShort)."""
     where, params = _where(f)
     if f.text:
-        clause, more = search_index.matches_clause(db.backend, search_index.usable(f.text))
+        clause, more = search_index.matches_clause(backend, search_index.usable(f.text))
         where, params = f"{where} AND {clause}", [*params, *more]
     return (
-        f"SELECT {LEAD_COLUMNS} FROM leads l WHERE {where}"
+        f"SELECT {columns} FROM leads l WHERE {where}"
         " ORDER BY l.sandbox, l.score DESC, l.updated_at DESC, l.id DESC",
         params,
     )

@@ -39,14 +39,17 @@ def create_follow_ups_blueprint(ctx: IngressContext, auth: AdminAuth) -> Bluepri
     bp = Blueprint("admin_follow_ups", __name__)
     db = ctx.db
 
-    def planner() -> FollowUps:
-        return LoggedFollowUps(db, ctx.business, ctx.settings, lambda: datetime.now(UTC))
+    def planner(on: Database = db) -> FollowUps:
+        return LoggedFollowUps(on, ctx.business, ctx.settings, lambda: datetime.now(UTC))
+
+    def due_now(reader: Database) -> dict[str, Any]:
+        return due_json(reader, planner(reader).due(datetime.now(UTC)))
 
     @bp.get("/api/followups")
     @auth.required
     async def follow_ups_due() -> Response:
-        due = planner().due(datetime.now(UTC))
-        return json_response({"success": True, "data": due_json(db, due)})
+        data = await ctx.owner_reads().call(due_now)  # only reads: off the loop
+        return json_response({"success": True, "data": data})
 
     @bp.get("/api/followups/<int:lead_id>")
     @auth.required

@@ -4,8 +4,6 @@ updates, deletion on request, statistics and the CSV export."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from typing import Any
 
@@ -14,35 +12,16 @@ from quart import Blueprint, Response, request
 from store import conversations, lead_reports, leads
 from store.db import Database
 from store.lead_reports import LeadFilter
-from store.search import SearchTooShort
+from store.search import SearchTooShort, usable
 
 from .admin_auth import AdminAuth
 from .context import IngressContext
+from .lead_export import LeadExports
 from .responses import error_response, json_response, read_json_object
 
 MAX_PAGE = 200
 MAX_NOTES_CHARS = 5000
-CSV_COLUMNS = (
-    ("id", "id"),
-    ("nombre", "name"),
-    ("telefono", "phone"),
-    ("email", "email"),
-    ("servicio", "service"),
-    ("comuna", "area"),
-    ("urgencia", "urgency"),
-    ("presupuesto", "budget"),
-    ("estado", "classification"),
-    ("puntaje", "score"),
-    ("razones", "reasons"),
-    ("seguimiento", "status"),
-    ("contactado", "contacted"),
-    ("notas", "notes"),
-    ("canal", "channel"),
-    ("creado", "created_at"),
-    ("actualizado", "updated_at"),
-)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ][\d:.]+Z?)?$")
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 class BadFilter(ValueError):
@@ -114,32 +93,6 @@ def update_problem(status: object, notes: object, contacted: object) -> str | No
     return None
 
 
-def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        value = "; ".join(map(str, value))
-    if isinstance(value, bool):
-        value = "sí" if value else "no"
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA) else text
-
-
-def csv_response(rows: list[dict[str, Any]]) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([title for title, _key in CSV_COLUMNS])
-    for row in rows:
-        writer.writerow([safe_cell(row[key]) for _title, key in CSV_COLUMNS])
-    response = Response(
-        "\ufeff" + out.getvalue(),  # the BOM: Excel reads the accents as UTF-8
-        content_type="text/csv; charset=utf-8",
-    )
-    response.headers["Content-Disposition"] = 'attachment; filename="leads.csv"'
-    return response
-
-
 def updated(db: Database, lead_id: int, **changes: Any) -> Response:
     """Apply the salesperson's changes; the lead as it is now, or 404."""
     if not lead_reports.update(db, lead_id, **changes):
@@ -149,12 +102,14 @@ def updated(db: Database, lead_id: int, **changes: Any) -> Response:
 
 def create_leads_blueprint(ctx: IngressContext, auth: AdminAuth) -> Blueprint:
     bp = Blueprint("admin_leads", __name__)
-    _lead_routes(bp, ctx.db, auth)
-    _report_routes(bp, ctx.db, auth)
+    _lead_routes(bp, ctx, auth)
+    _report_routes(bp, ctx, auth)
     return bp
 
 
-def _lead_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
+def _lead_routes(bp: Blueprint, ctx: IngressContext, auth: AdminAuth) -> None:
+    db = ctx.db  # writes; the owner's reads go to ctx.owner_reads() (store/readers.py)
+
     @bp.get("/api/leads")
     @auth.required
     async def list_leads() -> Response:
@@ -165,7 +120,7 @@ def _lead_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
         except ValueError:
             return error_response(400, "pagina y porPagina deben ser números")
         try:
-            found = lead_reports.search(db, f, size, (page - 1) * size)
+            found = await ctx.owner_reads().call(lead_reports.search, f, size, (page - 1) * size)
         except SearchTooShort as exc:
             return error_response(400, str(exc))
         return json_response(
@@ -182,7 +137,7 @@ def _lead_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
     @bp.get("/api/leads/<int:lead_id>")
     @auth.required
     async def one_lead(lead_id: int) -> Response:
-        detail = lead_detail(db, lead_id)
+        detail = await ctx.owner_reads().call(lead_detail, lead_id)
         if detail is None:
             return error_response(404, "Lead no encontrado")
         return json_response({"success": True, "data": detail})
@@ -216,21 +171,22 @@ def _lead_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
         return json_response({"success": True})
 
 
-def _report_routes(bp: Blueprint, db: Database, auth: AdminAuth) -> None:
+def _report_routes(bp: Blueprint, ctx: IngressContext, auth: AdminAuth) -> None:
+    exports = LeadExports(ctx.settings)
+
     @bp.get("/api/leads/estadisticas")
     @auth.required
     async def statistics() -> Response:
-        return json_response({"success": True, "data": lead_reports.statistics(db)})
+        figures = await ctx.owner_reads().call(lead_reports.statistics)
+        return json_response({"success": True, "data": figures})
 
     @bp.get("/api/leads/export.csv")
     @auth.required
     async def export() -> Response:
         try:
             f = lead_filter(request.args)
-        except BadFilter as exc:
+            if f.text:
+                usable(f.text)
+        except (BadFilter, SearchTooShort) as exc:
             return error_response(400, str(exc))
-        try:
-            sql, params = lead_reports.export_rows(db, f)
-        except SearchTooShort as exc:
-            return error_response(400, str(exc))
-        return csv_response([lead_reports.as_lead(r) for r in db.all(sql, params)])
+        return await exports.response(f)

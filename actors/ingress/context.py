@@ -15,6 +15,7 @@ from sales.business import BusinessConfig
 from sales.failpoints import Failpoints
 from sales.settings import Settings
 from store.db import Database
+from store.readers import Readers, readers_for
 from supervisor.supervisor import ActorStatistics
 
 
@@ -68,3 +69,11 @@ class IngressContext:
     plain_chat_answers: int = 0  # chat turns answered by the plain-ASGI path (fast_chat.py)
     ack_first: AckFirst = field(default_factory=AckFirst)  # the suite's, shared
     failpoints: Failpoints = field(default_factory=Failpoints)  # the suite's (drills, tests)
+    readers: Readers | None = None  # the owner's reads, off the loop (opened when first used)
+
+    def owner_reads(self) -> Readers:
+        """Read connections in worker threads for the dashboard's lists, searches and
+        figures (store/readers.py), opened on first use; the ingress closes them."""
+        if self.readers is None:
+            self.readers = readers_for(self.settings.database_path, self.settings.database_url)
+        return self.readers

@@ -208,6 +208,22 @@ async def run(
     app = InFlightRequests(cast(ASGIApp, fast), ctx.ack_first)
     settings = ctx.settings
     config = hypercorn_config(settings.host, bound_port(bound, settings.port), settings.listen_fd)
+    try:
+        await _serve(ctx, app, config, bound, stop, task_status)
+    finally:
+        if ctx.readers is not None:  # the owner's read connections (opened when first used)
+            ctx.readers.close()
+            ctx.readers = None
+
+
+async def _serve(
+    ctx: IngressContext,
+    app: InFlightRequests,
+    config: Config,
+    bound: list[str],
+    stop: trio.Event,
+    task_status: trio.TaskStatus[None],
+) -> None:
     async with trio.open_nursery() as nursery:
         asgi = cast(Any, app)  # hypercorn's ASGI types are stricter than the protocol needs
         urls = await nursery.start(partial(serve, asgi, config, shutdown_trigger=stop.wait))

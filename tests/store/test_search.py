@@ -171,7 +171,7 @@ def test_fewer_than_three_characters_are_refused(db: Database, text: str) -> Non
 def test_the_export_reads_every_match(db: Database) -> None:
     generate(db, random.Random(8), 120)
     for text in ("nunoa", "código 0004", "ductos"):
-        sql, params = lead_reports.export_rows(db, LeadFilter(text=text))
+        sql, params = lead_reports.export_rows(db.backend, LeadFilter(text=text))
         assert sorted(r["id"] for r in db.all(sql, params)) == sorted(direct(db, text)), text
 
 
