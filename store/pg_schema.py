@@ -469,6 +469,11 @@ CREATE INDEX leads_real_by_score ON leads (sandbox, score DESC, updated_at DESC,
 """
 
 
+CONVERSATIONS_BY_LEAD = """
+CREATE INDEX conversations_by_lead ON conversations (lead_id);
+"""
+
+
 def _position(sqlite_migration: str) -> int:
     """The version a SQLite migration brings the store to: twins are keyed by it, so
     migrations appended by others before ours move both together."""
@@ -483,4 +488,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     ),
     _position(migrations.LEAD_COUNTERS): LEAD_COUNTERS,
     _position(migrations.LEAD_SEARCH): LEAD_SEARCH,
+    _position(migrations.CONVERSATIONS_BY_LEAD): CONVERSATIONS_BY_LEAD,
 }
