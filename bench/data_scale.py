@@ -120,6 +120,8 @@ def time_routes(client: httpx.Client, some_lead: int) -> list[Timed]:
         "search: name": "/api/leads?q=Valentina%20N%C3%BA%C3%B1ez",
         "search: phone digits": "/api/leads?q=98765",
         "search: transcript text": "/api/leads?q=c%C3%B3digo%200012345",
+        "search: common word (Nunoa)": "/api/leads?q=Nunoa",
+        "search: page 10 of a common word": "/api/leads?q=Nunoa&pagina=10",
         "one lead": f"/api/leads/{some_lead}",
         "statistics": "/api/leads/estadisticas",
         "follow-ups": "/api/followups",
@@ -144,16 +146,23 @@ class Export:
     seconds: float
     rss_before_mib: float
     rss_peak_mib: float
+    writer_peak_mib: float  # the export's own process (store/lead_csv.py)
 
 
 def export(client: httpx.Client, server: psutil.Process) -> Export:
     before = server.memory_info().rss
-    peak = [before]
+    peak = [before, 0]
     done = threading.Event()
 
     def watch() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], server.memory_info().rss)
+            try:
+                peak[0] = max(peak[0], server.memory_info().rss)
+                for child in server.children(recursive=True):
+                    if "store.lead_csv" in " ".join(child.cmdline()):
+                        peak[1] = max(peak[1], child.memory_info().rss)
+            except psutil.Error:  # a child that ended meanwhile
+                pass
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch)
@@ -169,14 +178,24 @@ def export(client: httpx.Client, server: psutil.Process) -> Export:
         done.set()
         watcher.join()
     seconds = time.perf_counter() - started
-    return Export(rows - 1, size / 2**20, seconds, before / 2**20, peak[0] / 2**20)
+    return Export(rows - 1, size / 2**20, seconds, before / 2**20, peak[0] / 2**20, peak[1] / 2**20)
+
+
+OWNER_READS = (
+    "/api/leads/export.csv",
+    "/api/leads/estadisticas",
+    "/api/leads?q=987",
+    "/api/leads?q=Nunoa",
+    "/api/leads?estado=caliente&canal=whatsapp",
+    "/api/followups",
+)
 
 
 def owner_reads(base: str, cookies: httpx.Cookies, stop: threading.Event) -> None:
     """The owner's heavy reads, back to back, until `stop`."""
     with httpx.Client(base_url=base, cookies=cookies, timeout=600) as client:
         while not stop.is_set():
-            for path in ("/api/leads/export.csv", "/api/leads/estadisticas", "/api/leads?q=98"):
+            for path in OWNER_READS:
                 if stop.is_set():
                     return
                 with client.stream("GET", path) as r:
@@ -223,23 +242,33 @@ def suite(workdir: Path) -> Iterator[tuple[int, psutil.Process]]:
         yield port, psutil.Process(server.pid)
 
 
-def measure(leads: int, turns: int, seconds: float) -> None:
+def prepare(workdir: Path, leads: int, turns: int) -> None:
+    """The original system's database, imported into the suite's store in `workdir`."""
+    legacy = workdir / "original.db"
+    started = time.perf_counter()
+    generate(legacy, leads, turns)
+    generated = time.perf_counter() - started
+    env = suite_env(workdir, 0, None)
+    started = time.perf_counter()
+    subprocess.run(
+        [PY, "-m", "supervisor.cli", "import-legacy", str(legacy)],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    imported = time.perf_counter() - started
+    legacy.unlink()
+    db_mib = (workdir / "leads.db").stat().st_size / 2**20
+    print(f"generated in {generated:.1f} s; import-legacy {imported:.1f} s; {db_mib:.0f} MiB")
+
+
+def measure(leads: int, turns: int, seconds: float, keep: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="data-scale-") as tmp:
-        workdir = Path(tmp)
-        legacy = workdir / "original.db"
-        started = time.perf_counter()
-        generate(legacy, leads, turns)
-        generated = time.perf_counter() - started
-        env = suite_env(workdir, 0, None)
-        started = time.perf_counter()
-        subprocess.run(
-            [PY, "-m", "supervisor.cli", "import-legacy", str(legacy)],
-            cwd=ROOT, env=env, check=True, capture_output=True,
-        )  # fmt: skip
-        imported = time.perf_counter() - started
-        db_mib = (workdir / "leads.db").stat().st_size / 2**20
+        workdir = keep / str(leads) if keep else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         print(f"\n## {leads:,} leads, {leads * (2 * turns + 1):,} messages")
-        print(f"generated in {generated:.1f} s; import-legacy {imported:.1f} s; {db_mib:.0f} MiB")
+        if (workdir / "leads.db").exists():
+            print(f"the store kept in {workdir} (generated and imported before)")
+        else:
+            prepare(workdir, leads, turns)
         with suite(workdir) as (port, server):
             base = f"http://127.0.0.1:{port}"
             with httpx.Client(base_url=base, timeout=600) as client:
@@ -252,7 +281,8 @@ def measure(leads: int, turns: int, seconds: float) -> None:
                 print(
                     f"\nCSV export: {e.rows:,} rows, {e.megabytes:.1f} MB in {e.seconds:.2f} s"
                     f" = {e.rows / e.seconds:,.0f} rows/s; suite RSS {e.rss_before_mib:.0f} →"
-                    f" peak {e.rss_peak_mib:.0f} MiB"
+                    f" peak {e.rss_peak_mib:.0f} MiB; the export's process peak"
+                    f" {e.writer_peak_mib:.0f} MiB"
                 )
                 alone = channels(port, seconds)
                 stop = threading.Event()
@@ -275,10 +305,13 @@ def main() -> None:
     parser.add_argument("--leads", default="50000,500000", help="sizes, comma-separated")
     parser.add_argument("--turns", type=int, default=3, help="exchanges a conversation")
     parser.add_argument("--seconds", type=float, default=10, help="each channel probe")
+    parser.add_argument(
+        "--keep", type=Path, help="keep each size's store in KEEP/<leads> and reuse it after"
+    )
     args = parser.parse_args()
     os.chdir(ROOT)
     for leads in (int(n) for n in args.leads.split(",")):
-        measure(leads, args.turns, args.seconds)
+        measure(leads, args.turns, args.seconds, args.keep)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,11 @@ def _postgres_rows(url: str, f: LeadFilter) -> Iterator[tuple[Any, ...]]:
             yield from cursor
 
 
+EXPORT_NICENESS = 10  # below the suite's channels when they want the same core
+
+
 def main() -> int:
+    os.nice(EXPORT_NICENESS)
     asked = json.loads(sys.stdin.buffer.read())
     f = LeadFilter(**asked["filter"])
     pipe = open(sys.stdout.fileno(), "wb", buffering=BUFFER, closefd=False)

@@ -121,7 +121,10 @@ def _by_ids(db: Database, ids: list[int]) -> list[dict[str, Any]]:
     return [
         as_lead(r)
         for r in db.all(
-            f"SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({marks}) AND sandbox = 0", ids
+            # The ids come from a search of real leads; `sandbox = 0` here would make SQLite
+            # walk that index instead of looking the ids up (30 ms at 500,000 leads).
+            f"SELECT {LEAD_COLUMNS} FROM leads WHERE id IN ({marks})",
+            ids,
         )
     ]
 
