@@ -153,14 +153,18 @@ class LaneRouter:
                 if message is None:
                     return
                 batch = await self._gather(message, receive)
-                earlier: list[InboundMessage] = []
+                marked: list[int] = []  # older rows answered first, in flight meanwhile
                 try:
                     claimed = await self._claim(conversation_id, batch)
                     if claimed is not None:
                         earlier = self._overtaken(claimed)
+                        marked = [
+                            m.message_id for m in earlier if m.message_id not in self.in_flight
+                        ]
+                        self.in_flight.update(marked)
                         await self._answer(earlier, claimed)
                 finally:
-                    self.in_flight.difference_update(m.message_id for m in [*earlier, *batch])
+                    self.in_flight.difference_update([*marked, *(m.message_id for m in batch)])
                     if receive.statistics().current_buffer_used == 0:
                         self._let_go(conversation_id)
                 if self.crowded and receive.statistics().current_buffer_used == 0:
@@ -194,17 +198,16 @@ class LaneRouter:
     def _overtaken(self, batch: list[InboundMessage]) -> list[InboundMessage]:
         """The conversation's messages stored before the batch and still pending: another
         process stored them while this one, or a third, held the conversation, and left them
-        for a sweep. Now that this process holds it, they go first."""
+        for a sweep. Now that this process holds it, they go first, even when a sweep has
+        queued them in this lane behind the batch (that copy then finds them answered)."""
         if self.owner is None:
             return []  # alone: every message came to this lane, in order
-        first = batch[0]
-        earlier = [
+        first, ids = batch[0], {m.message_id for m in batch}
+        return [
             InboundMessage.of(m)
             for m in messages.pending_before(self.db, first.conversation_id, first.message_id)
-            if m.id not in self.in_flight
+            if m.id not in ids
         ]
-        self.in_flight.update(m.message_id for m in earlier)
-        return earlier
 
     async def _answer(self, earlier: list[InboundMessage], batch: list[InboundMessage]) -> None:
         if earlier and batch[-1].channel in MESSAGING and self.limits.debounce > 0:

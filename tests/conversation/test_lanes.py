@@ -427,3 +427,26 @@ async def test_a_message_left_for_another_process_is_answered_before_the_next(
             assert h.answerer.of(ana) == [("ana 1",), ("ana 2",)]
         assert pending(h.db) == []
         assert leases.holder(h.db, lease) is None  # let go once the lane had nothing left
+
+
+async def test_a_message_swept_into_the_lane_behind_a_later_one_is_answered_first(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The same, when this process's sweep finds the older message after the later one's
+    notice came: it is queued behind it in the lane, and still answered before it."""
+    async with lanes(tmp_path, LaneLimits(debounce=0), owner="nodo-a/1") as h:
+        ana = h.inbox.person("whatsapp", "56911111111")
+        lease = leases.conversation(ana)
+        assert leases.take(h.db, lease, "nodo-b/1")
+        first = h.inbox.message(ana, "whatsapp", "ana 1")
+        await h.router.dispatch(first)
+        await trio.sleep(1)
+        assert leases.release(h.db, lease, "nodo-b/1")
+        second = h.inbox.message(ana, "whatsapp", "ana 2")
+        await h.router.dispatch(second)
+        await h.router.dispatch(first, swept=True)  # a sweep, before the lane ran
+        await trio.sleep(1)
+        replies = [messages.reply_to(h.db, m.message_id) for m in (first, second)]
+        assert replies[0] is not None and replies[1] is not None
+        assert replies[0].id < replies[1].id  # "ana 1" answered first
+        assert pending(h.db) == []
