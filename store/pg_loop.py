@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 import trio
+from psycopg.conninfo import conninfo_to_dict
 
 from .base import utc_now
 from .errors import StoreUnavailable
@@ -61,13 +62,18 @@ class ConnectionStatistics:
     last_error: str | None = None  # why, without the password
 
 
-def connect(url: str) -> psycopg.Connection[Any]:
+def connect(url: str, purpose: str = "") -> psycopg.Connection[Any]:
     """A new connection for the trio thread (blocking: call it from a worker thread, or
-    before the event loop serves anything)."""
+    before the event loop serves anything). `purpose` is told in pg_stat_activity after the
+    application's name (`ia-comercial notices`), so the suite's own connection stays the
+    one named `ia-comercial` (or as the URL names it)."""
     where = location(url)
     named: dict[str, Any] = (
         {} if "application_name=" in url else {"application_name": APPLICATION_NAME}
     )
+    if purpose:
+        given = conninfo_to_dict(url).get("application_name") or APPLICATION_NAME
+        named = {"application_name": f"{given} {purpose}"}
     try:
         conn = psycopg.connect(
             url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, **CONNECTION_OPTIONS, **named

@@ -356,6 +356,7 @@ class Suite:
             limits=conversation.LaneLimits(debounce=self.settings.debounce_seconds),
             ack_first=self.ack_first,
             owner=self.cluster.owner,
+            news=conversation.News(self.settings.database_url),
         )
         classifier_ctx = classifier.ClassifierContext(
             db, lambda: conversation_ctx.rules.classifier, self.ack_first

@@ -2,6 +2,7 @@
 
 from .actor import ConversationContext, run
 from .lanes import LaneLimits
+from .news import News
 from .turn import TurnRules
 
-__all__ = ["ConversationContext", "LaneLimits", "TurnRules", "run"]
+__all__ = ["ConversationContext", "LaneLimits", "News", "TurnRules", "run"]

@@ -19,6 +19,7 @@ from store.db import Database
 
 from .brain import Brain
 from .lanes import LaneLimits, LaneRouter
+from .news import News
 from .turn import TurnCounters, TurnPath, TurnRules
 
 SECONDS = 1.0
@@ -40,6 +41,7 @@ class ConversationContext:
     router: LaneRouter | None = None  # the running incarnation's
     path: TurnPath | None = None
     owner: str | None = None  # this process on conversation leases (a cluster); None: alone
+    news: News = field(default_factory=News)  # notices between processes (news.py)
 
     def use_rules(self, rules: TurnRules) -> None:
         self.rules = rules
@@ -80,7 +82,11 @@ async def run(
         counters=ctx.counters,
     )
     async with trio.open_nursery() as nursery:
-        router = ctx.router = LaneRouter(ctx.db, ctx.path.take, nursery, ctx.limits, ctx.owner)
+        if ctx.owner is not None:
+            await nursery.start(ctx.news.listen)
+        router = ctx.router = LaneRouter(
+            ctx.db, ctx.path.take, nursery, ctx.limits, ctx.owner, ctx.news
+        )
         await router.sweep(starting=True)
         task_status.started()
         sweeping = trio.CancelScope()

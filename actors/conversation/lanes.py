@@ -13,12 +13,14 @@ process holds the conversation's lease (`conversation:<id>`, store/leases.py; re
 the cluster actor while the turn runs, released when the lane has nothing queued), so one
 person's messages keep one order across processes. A batch whose lease another holds is
 left in the store for it (its sweep, or ours once it lets go); a web visitor's request waits
-here, looking every LEASE_POLL, for the lease to come free or the reply to be stored. A lane
+here, woken by the holder's notice (news.py: NOTIFY on PostgreSQL, a short poll on SQLite),
+for the lease to come free or the reply to be stored. A lane
 that takes the lease answers first the conversation's older rows still pending (left by a
 process that could not take it then), so a later message never overtakes them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -29,6 +31,10 @@ from actors.messages import InboundMessage
 from sales.channels import MESSAGING
 from store import leases, messages
 from store.db import Database
+from store.errors import StoreError
+
+from . import news
+from .news import News
 
 log = logging.getLogger("conversation")
 
@@ -36,7 +42,6 @@ SECONDS = 1.0
 LANE_IDLE_TIMEOUT = 120 * SECONDS
 LANE_BUFFER = 32
 MAX_LANES = 256  # conversations answered at once; a flood's others wait in the store
-LEASE_POLL = 0.05 * SECONDS  # a web request waiting for another process's turn looks again
 
 TakeBatch = Callable[[list[InboundMessage]], Awaitable[None]]
 Lane = trio.MemorySendChannel[InboundMessage]
@@ -57,9 +62,11 @@ class LaneRouter:
         nursery: trio.Nursery,
         limits: LaneLimits,
         owner: str | None = None,
+        news: News | None = None,
     ) -> None:
         self.db = db
         self.owner = owner  # this process's name on leases; None: alone, no leases
+        self.news = news or News()  # a web request waiting on another process hears here
         self.take = take  # answers one batch of one conversation
         self.nursery = nursery
         self.limits = limits
@@ -163,6 +170,7 @@ class LaneRouter:
                         ]
                         self.in_flight.update(marked)
                         await self._answer(earlier, claimed)
+                        self._tell(conversation_id)  # its reply is stored
                 finally:
                     self.in_flight.difference_update([*marked, *(m.message_id for m in batch)])
                     if receive.statistics().current_buffer_used == 0:
@@ -187,7 +195,7 @@ class LaneRouter:
             return None
         again = [replace(m, attempted=False) for m in batch]
         while slot.statistics().open_receive_channels:  # until the request gives up
-            await trio.sleep(LEASE_POLL)
+            await self.news.wait(conversation_id)
             name = leases.conversation(conversation_id)
             if leases.take(self.db, name, self.owner) or not messages.is_pending(
                 self.db, batch[-1].message_id
@@ -219,7 +227,13 @@ class LaneRouter:
 
     def _let_go(self, conversation_id: int) -> None:
         if self.owner is not None:
-            leases.release(self.db, leases.conversation(conversation_id), self.owner)
+            if leases.release(self.db, leases.conversation(conversation_id), self.owner):
+                self._tell(conversation_id)  # free for a process whose visitor waits
+
+    def _tell(self, conversation_id: int) -> None:
+        if self.owner is not None:
+            with contextlib.suppress(StoreError):  # the waiters look again in time anyway
+                news.tell(self.db, conversation_id)
 
     async def _next(
         self,
