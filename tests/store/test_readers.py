@@ -74,3 +74,14 @@ async def test_a_lost_connection_is_replaced(tmp_path: Path) -> None:
             assert await readers.call(lambda db: db.scalar("SELECT pg_backend_pid()")) != pid
         finally:
             readers.close()
+
+
+async def test_postgresql_reads_plan_each_search_for_its_own_pattern(tmp_path: Path) -> None:
+    """The generic plan of `LIKE ?` ignores the trigram index (store/readers.py)."""
+    with fresh_store_and_env("postgresql", tmp_path) as (_store, env):
+        readers = readers_for(tmp_path, env["DATABASE_URL"])
+        try:
+            mode = await readers.call(lambda db: db.scalar("SHOW plan_cache_mode"))
+            assert mode == "force_custom_plan"
+        finally:
+            readers.close()
