@@ -51,12 +51,13 @@ def read(db: Database, now: datetime) -> ClusterFigures:
     )
 
 
-_SANDBOX_CONVERSATIONS = "SELECT id FROM conversations WHERE substr(external_key, 1, 4) = 'sim:'"
+# Real leads and messages from the counters the writes keep (store/migrations.py
+# COUNTS_BY_STATUS_AND_MESSAGES): a scrape reads a few dozen rows, not the store.
 _LEADS = (
-    "SELECT classification, channel, count(*) FROM leads WHERE sandbox = 0"
-    " GROUP BY classification, channel"
+    "SELECT classification, channel, sum(n) FROM lead_counts"
+    " GROUP BY classification, channel HAVING sum(n) > 0"
 )
-_CREATED = "SELECT channel, count(*) FROM leads WHERE sandbox = 0 GROUP BY channel"
+_CREATED = "SELECT channel, sum(n) FROM lead_counts GROUP BY channel HAVING sum(n) > 0"
 _CLASS_CHANGES = (
     "SELECT l.channel, c.classification, count(*) FROM lead_classifications c"
     " JOIN leads l ON l.id = c.lead_id WHERE l.sandbox = 0"
@@ -81,10 +82,7 @@ _OWNER_FAILING = (
 
 def _messages(db: Database) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
-    for channel, role, n in db.rows(
-        "SELECT channel, role, count(*) FROM messages WHERE conversation_id NOT IN"
-        f" ({_SANDBOX_CONVERSATIONS}) GROUP BY channel, role"
-    ):
+    for channel, role, n in db.rows("SELECT channel, role, n FROM message_counts WHERE n > 0"):
         key = (str(channel), "in" if role == "user" else "out")
         found[key] = found.get(key, 0) + int(n)
     return found
@@ -95,9 +93,9 @@ def _conversions(db: Database) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     for channel, contacted, won in db.rows(
         "SELECT channel,"
-        " sum(CASE WHEN contacted = 1 OR status IN ('contacted', 'won') THEN 1 ELSE 0 END),"
-        " sum(CASE WHEN status = 'won' THEN 1 ELSE 0 END)"
-        " FROM leads WHERE sandbox = 0 GROUP BY channel"
+        " sum(CASE WHEN contacted = 1 OR status IN ('contacted', 'won') THEN n ELSE 0 END),"
+        " sum(CASE WHEN status = 'won' THEN n ELSE 0 END)"
+        " FROM lead_counts GROUP BY channel HAVING sum(n) > 0"
     ):
         found[(str(channel), "contacted")] = int(contacted or 0)
         found[(str(channel), "won")] = int(won or 0)

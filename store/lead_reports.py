@@ -225,8 +225,10 @@ def statistics(db: Database) -> dict[str, Any]:
     funnel = {
         str(channel): {"new": int(total), "contacted": int(engaged or 0), "won": int(won or 0)}
         for channel, total, engaged, won in db.rows(
-            "SELECT channel, sum(n), sum(n) FILTER (WHERE engaged = 1),"
-            " sum(n) FILTER (WHERE won = 1) FROM lead_counts GROUP BY channel HAVING sum(n) > 0"
+            "SELECT channel, sum(n),"
+            " sum(n) FILTER (WHERE contacted = 1 OR status IN ('contacted', 'won', 'lost')),"
+            " sum(n) FILTER (WHERE status = 'won') FROM lead_counts GROUP BY channel"
+            " HAVING sum(n) > 0"
         )
     }
     median = median_first_reply_ms(db)

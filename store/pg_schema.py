@@ -473,6 +473,113 @@ CONVERSATIONS_BY_LEAD = """
 CREATE INDEX conversations_by_lead ON conversations (lead_id);
 """
 
+COUNTS_BY_STATUS_AND_MESSAGES = """
+DROP TRIGGER leads_counted_insert ON leads;
+DROP TRIGGER leads_counted_delete ON leads;
+DROP TRIGGER leads_counted_update ON leads;
+DROP FUNCTION leads_counted();
+DROP FUNCTION lead_counted(leads, bigint);
+DROP TABLE lead_counts;
+CREATE TABLE lead_counts (
+    channel TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    contacted BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (channel, classification, contacted, status)
+);
+CREATE TABLE message_counts (
+    channel TEXT NOT NULL,
+    role TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (channel, role)
+);
+
+CREATE FUNCTION lead_counted(lead leads, delta bigint) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO lead_counts (channel, classification, contacted, status, n)
+        VALUES (lead.channel, lead.classification, lead.contacted, lead.status, delta)
+        ON CONFLICT (channel, classification, contacted, status)
+        DO UPDATE SET n = lead_counts.n + excluded.n;
+    DELETE FROM lead_counts WHERE n <= 0 AND channel = lead.channel
+        AND classification = lead.classification;
+$$;
+-- Rows are changed in one order (the key's), so two transactions moving leads between the
+-- same two keys wait for each other instead of deadlocking.
+CREATE FUNCTION leads_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    old_key text;
+    new_key text;
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.sandbox = 0 THEN
+        old_key := concat_ws('|', OLD.channel, OLD.classification, OLD.contacted, OLD.status);
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.sandbox = 0 THEN
+        new_key := concat_ws('|', NEW.channel, NEW.classification, NEW.contacted, NEW.status);
+    END IF;
+    IF old_key IS NOT NULL AND new_key IS NOT NULL AND old_key > new_key THEN
+        PERFORM lead_counted(NEW, 1);
+        PERFORM lead_counted(OLD, -1);
+    ELSIF old_key IS DISTINCT FROM new_key THEN
+        IF old_key IS NOT NULL THEN PERFORM lead_counted(OLD, -1); END IF;
+        IF new_key IS NOT NULL THEN PERFORM lead_counted(NEW, 1); END IF;
+    END IF;
+    IF old_key IS NOT NULL AND new_key IS NOT NULL
+        AND substr(OLD.created_at, 1, 10) > substr(NEW.created_at, 1, 10) THEN
+        PERFORM lead_day_counted(NEW, 1);
+        PERFORM lead_day_counted(OLD, -1);
+    ELSIF old_key IS NULL OR new_key IS NULL
+        OR substr(OLD.created_at, 1, 10) <> substr(NEW.created_at, 1, 10) THEN
+        IF old_key IS NOT NULL THEN PERFORM lead_day_counted(OLD, -1); END IF;
+        IF new_key IS NOT NULL THEN PERFORM lead_day_counted(NEW, 1); END IF;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER leads_counted_insert AFTER INSERT ON leads
+    FOR EACH ROW WHEN (NEW.sandbox = 0) EXECUTE FUNCTION leads_counted();
+CREATE TRIGGER leads_counted_delete AFTER DELETE ON leads
+    FOR EACH ROW WHEN (OLD.sandbox = 0) EXECUTE FUNCTION leads_counted();
+CREATE TRIGGER leads_counted_update
+    AFTER UPDATE OF channel, classification, contacted, status, created_at, sandbox ON leads
+    FOR EACH ROW EXECUTE FUNCTION leads_counted();
+
+CREATE FUNCTION messages_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = NEW.conversation_id
+                AND substr(c.external_key, 1, 4) = 'sim:') THEN
+            INSERT INTO message_counts AS t (channel, role, n) VALUES (NEW.channel, NEW.role, 1)
+                ON CONFLICT (channel, role) DO UPDATE SET n = t.n + 1;
+        END IF;
+    ELSIF EXISTS (SELECT 1 FROM conversations c WHERE c.id = OLD.conversation_id
+            AND substr(c.external_key, 1, 4) <> 'sim:') THEN
+        UPDATE message_counts SET n = n - 1 WHERE channel = OLD.channel AND role = OLD.role;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER messages_counted AFTER INSERT OR DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_counted();
+CREATE FUNCTION conversations_uncount_messages() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE message_counts t SET n = t.n - (SELECT count(*) FROM messages m
+        WHERE m.conversation_id = OLD.id AND m.channel = t.channel AND m.role = t.role);
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER conversations_uncount_messages BEFORE DELETE ON conversations
+    FOR EACH ROW WHEN (substr(OLD.external_key, 1, 4) <> 'sim:')
+    EXECUTE FUNCTION conversations_uncount_messages();
+
+INSERT INTO lead_counts (channel, classification, contacted, status, n)
+    SELECT channel, classification, contacted, status, count(*) FROM leads
+    WHERE sandbox = 0 GROUP BY 1, 2, 3, 4;
+INSERT INTO message_counts (channel, role, n)
+    SELECT m.channel, m.role, count(*) FROM messages m
+    JOIN conversations c ON c.id = m.conversation_id
+    WHERE substr(c.external_key, 1, 4) <> 'sim:' GROUP BY 1, 2;
+"""
+
 
 def _position(sqlite_migration: str) -> int:
     """The version a SQLite migration brings the store to: twins are keyed by it, so
@@ -489,4 +596,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     _position(migrations.LEAD_COUNTERS): LEAD_COUNTERS,
     _position(migrations.LEAD_SEARCH): LEAD_SEARCH,
     _position(migrations.CONVERSATIONS_BY_LEAD): CONVERSATIONS_BY_LEAD,
+    _position(migrations.COUNTS_BY_STATUS_AND_MESSAGES): COUNTS_BY_STATUS_AND_MESSAGES,
 }

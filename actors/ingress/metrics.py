@@ -196,7 +196,10 @@ class Metrics:
         """This worker's series, its peers' on this node (WORKERS=N) and the store's."""
         processes = [self.snapshot(), *await self.peers()]
         try:
-            cluster: figures.ClusterFigures | None = figures.read(self.ctx.db, datetime.now(UTC))
+            # On a read connection in a worker thread: never the loop's (store/readers.py).
+            cluster: figures.ClusterFigures | None = await self.ctx.owner_reads().call(
+                figures.read, datetime.now(UTC)
+            )
         except StoreError:
             cluster = None  # no store-wide series rather than made-up zeros
         return render(sorted(processes, key=lambda p: p.worker), cluster)
