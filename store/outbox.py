@@ -78,13 +78,28 @@ def enqueue(
     return ids
 
 
-def due_conversations(db: Database, now: str, limit: int = 500) -> list[int]:
-    """Conversations with a send whose time has come (each is drained in order)."""
-    rows = db.rows(
-        "SELECT DISTINCT conversation_id FROM outbox"
-        " WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?",
-        (now, limit),
-    )
+def due_conversations(
+    db: Database, now: str, limit: int = 500, owner: str | None = None
+) -> list[int]:
+    """Conversations with a send whose time has come (each is drained in order). With
+    `owner` (a cluster), those whose outbox another process holds a live lease on are
+    skipped, as `FOR UPDATE SKIP LOCKED` skips a locked row: that one is draining them, and
+    trying for its lease would only cost a write. (A lease, not a row lock, is the claim:
+    it must last across the send's await, longer than any transaction is held.)"""
+    if owner is None:
+        rows = db.rows(
+            "SELECT DISTINCT conversation_id FROM outbox"
+            " WHERE status = 'pending' AND next_attempt_at <= ? LIMIT ?",
+            (now, limit),
+        )
+    else:
+        rows = db.rows(
+            "SELECT DISTINCT o.conversation_id FROM outbox o"
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= ? AND NOT EXISTS ("
+            "SELECT 1 FROM leases l WHERE l.name = 'outbox:' || o.conversation_id"
+            " AND l.owner <> ? AND l.expires_at > ?) LIMIT ?",
+            (now, owner, now, limit),
+        )
     return [int(str(row[0])) for row in rows]
 
 

@@ -103,7 +103,8 @@ class Deliverer:
     def start_due(self) -> None:
         room = MAX_DRAINS - len(self.running)
         if room > 0:
-            for conversation_id in outbox.due_conversations(self.ctx.db, utc_now(), room):
+            due = outbox.due_conversations(self.ctx.db, utc_now(), room, self.ctx.owner)
+            for conversation_id in due:
                 self.start(conversation_id)
 
     def start(self, conversation_id: int) -> None:

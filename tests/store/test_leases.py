@@ -126,3 +126,27 @@ def test_login_failures_age_out_of_the_window(db: Database) -> None:
     time.sleep(0.35)
     assert login_failures.attempt(db, "10.0.0.1", 2, 0.3) == 0.0
     assert len(login_failures.recent(db, "10.0.0.1", 60.0)) == 1  # old ones were pruned
+
+
+def test_due_sends_skip_the_conversations_another_process_is_draining(db: Database) -> None:
+    """As FOR UPDATE SKIP LOCKED skips locked rows: a conversation whose outbox lease
+    another process holds is not offered; this process's own, a lapsed one and a free one
+    are."""
+    from store import conversations, outbox
+    from store.db import utc_now
+
+    ids = []
+    for n in range(4):
+        conv = conversations.open_conversation(db, "whatsapp", f"5691000000{n}")
+        outbox.enqueue(db, conv.id, "whatsapp", f"5691000000{n}", "text", [f"hola {n}"])
+        ids.append(conv.id)
+    free, mine, theirs, lapsed = ids
+    assert leases.take(db, leases.outbox(mine), "nodo-a/1", ttl=60)
+    assert leases.take(db, leases.outbox(theirs), "nodo-b/1", ttl=60)
+    assert leases.take(db, leases.outbox(lapsed), "nodo-c/1", ttl=0.05)
+    time.sleep(0.1)
+    now = utc_now()
+    assert sorted(outbox.due_conversations(db, now, owner="nodo-a/1")) == sorted(
+        [free, mine, lapsed]
+    )
+    assert sorted(outbox.due_conversations(db, now)) == sorted(ids)  # alone: every one
