@@ -6,10 +6,11 @@ PATH is a checkout of `ignacioargenis-dev/ia-comercial` after `npm ci`, run with
 its README runs it (`pm2 start server.js`: one process), never copied. One run starts:
 
 - the original, the suite with `WORKERS=1` and the suite with `WORKERS=2`, their LLM paths
-  pointed at one instant OpenAI-compatible fake (bench/fake_llm_full_lead.py): the chat,
+  pointed at one instant OpenAI-compatible fake (bench/fake_llm_full_lead.py's answer, served
+  by an nginx of one worker process, so the fake costs little CPU): the chat,
   measured with wrk in a closed loop (distinct sessions, bench/vs_original.lua);
 - the suite with `WORKERS=1` and with `WORKERS=2` taking signed WhatsApp webhooks with
-  distinct message ids (bench/webhook.lua), offline brain, sends to a raw fake Graph API:
+  distinct message ids (bench/webhook.lua), offline brain, sends to the same nginx as Graph API:
   acknowledgements per second while the suite answers them; each run's backlog is drained
   before the next run starts.
 
@@ -17,7 +18,8 @@ Nothing is pinned: every server has the whole machine (2 cores here), as on a 2-
 server, and the load (wrk, the fakes) runs on it too; each row says how many cores the
 server itself used and how much the rest took. Rounds interleave the targets, medians are
 reported, with the issue's targets: two workers ≥ 1.4x one, and the LLM path with two
-workers ≥ 1.5x the original. Needs `wrk`. Not part of `make test`; figures in the README."""
+workers ≥ 1.5x the original. Needs `wrk` and nginx. Not part of `make test`; figures in the
+README."""
 
 from __future__ import annotations
 
@@ -37,7 +39,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fake_llm
 from chat_bench import PY, ROOT, free_port, suite_env, wait_http
+from fake_llm_full_lead import LEAD, REPLY
 from pinning import pinned
 from vs_original import busy, check_answer, original_env, rss_mib, wait_for_quiet
 from vs_original import wrk as chat_wrk
@@ -69,6 +73,49 @@ class Run:
     server_cores: float  # CPU seconds of the server's processes per second
     others_cores: float  # of the machine's busy time, what the rest took (wrk, fakes, ...)
     rss_mib: float
+
+
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_fakes_conf(workdir: Path, llm_port: int, graph_port: int) -> Path:
+    """One nginx (one worker process, C) answering as the model and as Meta's Graph API: a
+    Python fake answering 400 requests a second takes most of a core, which on two cores
+    would cap the figures it is meant to feed. The model's answer is
+    fake_llm_full_lead.py's; each Graph send gets its own message id ($request_id)."""
+    completion = json.loads(fake_llm.BODY)
+    content = json.dumps({"reply": REPLY, "lead": LEAD}, ensure_ascii=False)
+    completion["choices"][0]["message"]["content"] = content
+    model = json.dumps(completion, ensure_ascii=False)
+    graph = '{"messaging_product": "whatsapp", "messages": [{"id": "wamid.$request_id"}]}'
+    assert "'" not in model and "$" not in model, "nginx's return would read them"
+    # In nginx's quoted strings a backslash escapes: the JSON's own are doubled.
+    model = model.replace("\\", "\\\\")
+    temp = workdir / "nginx-temp"
+    temp.mkdir(exist_ok=True)
+    conf = workdir / "nginx-fakes.conf"
+    conf.write_text(
+        f"""worker_processes 1;
+pid {workdir}/nginx-fakes.pid;
+error_log {workdir}/nginx-fakes.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp};
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{llm_port};
+        location / {{ default_type application/json; return 200 '{model}'; }}
+    }}
+    server {{
+        listen 127.0.0.1:{graph_port};
+        location / {{ default_type application/json; return 200 '{graph}'; }}
+    }}
+}}
+""",
+        encoding="utf-8",
+    )
+    return conf
 
 
 def webhook_env(workdir: Path, port: int, graph_port: int, workers: int) -> dict[str, str]:
@@ -210,11 +257,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         workdir = Path(tmp)
         llm_port, graph_port = free_port(), free_port()
-        fake_llm = [PY, "bench/fake_llm_full_lead.py", str(llm_port)]
-        fake_graph = [PY, "bench/fake_llm.py", str(graph_port), "--graph"]
+        conf = nginx_fakes_conf(workdir, llm_port, graph_port)
+        fakes = [NGINX, "-c", str(conf), "-g", "daemon off;"]
         with (
-            pinned(fake_llm, dict(os.environ), ROOT),
-            pinned(fake_graph, dict(os.environ), ROOT),
+            pinned(fakes, dict(os.environ), ROOT),
             servers(original, workdir, llm_port, graph_port) as up,
         ):
             for n in range(args.rounds):
