@@ -69,7 +69,8 @@ def generate(path: Path, leads: int, turns: int) -> None:
         db.execute(ORIGINAL_SCHEMA)
         db.executemany(
             "INSERT INTO leads (id, nombre, telefono, servicio, comuna, urgencia, estado,"
-            " contactado, fecha_creacion, canal) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            " contactado, fecha_creacion, canal, fecha_actualizacion, ultima_interaccion)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (_lead(rng, i) for i in range(1, leads + 1)),
         )
         db.executemany(
@@ -93,6 +94,8 @@ def _lead(rng: random.Random, i: int) -> tuple[object, ...]:
         rng.randint(0, 1),
         day,
         rng.choice(CHANNELS),
+        day,  # the original's dates, not the time of generation: a 2024 lead wrote in 2024
+        day,
     )
 
 
@@ -125,6 +128,7 @@ def time_routes(client: httpx.Client, some_lead: int) -> list[Timed]:
         "one lead": f"/api/leads/{some_lead}",
         "statistics": "/api/leads/estadisticas",
         "follow-ups": "/api/followups",
+        "/metrics (a Prometheus scrape)": "/metrics",
     }
     timed = []
     for name, path in routes.items():

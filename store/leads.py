@@ -449,18 +449,65 @@ def follow_up_candidates(db: Database, silent_since: str) -> list[Lead]:
     return [_from_row(r) for r in rows]
 
 
-def unalerted_since(db: Database, since: str) -> list[Lead]:
-    """Warm and hot leads, still new, that wrote since `since` and have no owner alert sent:
-    for /health/detailed, bounded by the window (an index range, not every lead ever)."""
-    rows = db.all(
-        f"SELECT {_COLUMNS} FROM leads WHERE classification IN ('tibio', 'caliente')"
-        " AND contacted = 0 AND status = 'new' AND opted_out_at IS NULL AND sandbox = 0"
-        " AND last_user_message_at >= ? AND NOT EXISTS (SELECT 1 FROM owner_notifications n"
-        "   WHERE n.lead_id = leads.id AND n.event LIKE 'alert%' AND n.status = 'sent')"
-        " ORDER BY last_user_message_at",
-        (since,),
+# Warm and hot leads, still new, that wrote since ? and have no owner alert sent.
+_UNALERTED = (
+    "l.classification IN ('tibio', 'caliente') AND l.contacted = 0 AND l.status = 'new'"
+    " AND l.opted_out_at IS NULL AND l.sandbox = 0 AND l.last_user_message_at >= ?"
+    " AND NOT EXISTS (SELECT 1 FROM owner_notifications sent WHERE sent.lead_id = l.id"
+    "   AND substr(sent.event, 1, 6) = 'alert_' AND sent.status = 'sent')"
+)
+_CONTACTABLE = (
+    "coalesce(l.name, '') <> '' AND (coalesce(l.phone, '') <> '' OR coalesce(l.email, '') <> '')"
+)
+_ALERTS = (
+    "SELECT 1 FROM owner_notifications a WHERE a.lead_id = l.id"
+    " AND substr(a.event, 1, 6) = 'alert_'"
+)
+
+
+@dataclass(frozen=True)
+class UnalertedCount:
+    """Warm and hot leads, still new, that wrote since a time and have no owner alert sent,
+    counted by what /health/detailed tells apart."""
+
+    classification: str
+    contactable: bool  # a name, and a phone or an e-mail
+    alerted: bool  # some alert was queued for it (not sent)
+    failed: bool  # one of those failed
+    leads: int
+
+
+def unalerted_since(db: Database, since: str) -> list[UnalertedCount]:
+    """For /health/detailed, counted in SQL: a busy week (or a fresh import) of 100,000
+    such leads read as Lead objects, one query each for their alerts, stalled the event
+    loop for seconds on every health check and scrape."""
+    return [
+        UnalertedCount(str(k), bool(c), bool(a), bool(f), int(n))
+        for k, c, a, f, n in db.rows(
+            f"SELECT l.classification, CASE WHEN {_CONTACTABLE} THEN 1 ELSE 0 END,"
+            f" CASE WHEN EXISTS ({_ALERTS}) THEN 1 ELSE 0 END,"
+            f" CASE WHEN EXISTS ({_ALERTS} AND a.error IS NOT NULL) THEN 1 ELSE 0 END,"
+            f" count(*) FROM leads l WHERE {_UNALERTED} GROUP BY 1, 2, 3, 4",
+            (since,),
+        )
+    ]
+
+
+def last_alert_error(db: Database, since: str, classifications: Sequence[str]) -> str | None:
+    """The newest failed alert's error among those leads that should have one (the hot
+    ones of `classifications`, and the warm ones that can be contacted): the lead that
+    wrote last, its last failure."""
+    if not classifications:
+        return None
+    marks = ", ".join("?" * len(classifications))
+    error = db.scalar(
+        "SELECT a.error FROM leads l JOIN owner_notifications a ON a.lead_id = l.id"
+        f" WHERE {_UNALERTED} AND substr(a.event, 1, 6) = 'alert_' AND a.error IS NOT NULL"
+        f" AND l.classification IN ({marks}) AND (l.classification = 'caliente' OR"
+        f" ({_CONTACTABLE})) ORDER BY l.last_user_message_at DESC, a.id DESC LIMIT 1",
+        (since, *classifications),
     )
-    return [_from_row(r) for r in rows]
+    return None if error is None else str(error)
 
 
 def created_between(db: Database, start: str, end: str) -> list[Lead]:

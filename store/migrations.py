@@ -770,6 +770,12 @@ INSERT INTO message_counts (channel, role, n)
     WHERE substr(c.external_key, 1, 4) <> 'sim:' GROUP BY 1, 2;
 """
 
+OWNER_NOTIFICATIONS_BY_LEAD = """
+-- A lead's alerts found without reading every notification: /health/detailed asks for
+-- each warm or hot lead without one, a lead's deletion deletes its own.
+CREATE INDEX owner_notifications_by_lead ON owner_notifications (lead_id);
+"""
+
 # Tables the triggers keep from the others (counters, the search index): never copied from
 # one store to another, the target's triggers fill them as the rows arrive.
 # SQLite's full-text tables (store/search.py) come with shadow tables of their own.
@@ -799,4 +805,5 @@ MIGRATIONS: tuple[str, ...] = (
     LEAD_SEARCH,
     CONVERSATIONS_BY_LEAD,
     COUNTS_BY_STATUS_AND_MESSAGES,
+    OWNER_NOTIFICATIONS_BY_LEAD,
 )

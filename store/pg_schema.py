@@ -581,6 +581,11 @@ INSERT INTO message_counts (channel, role, n)
 """
 
 
+OWNER_NOTIFICATIONS_BY_LEAD = """
+CREATE INDEX owner_notifications_by_lead ON owner_notifications (lead_id);
+"""
+
+
 def _position(sqlite_migration: str) -> int:
     """The version a SQLite migration brings the store to: twins are keyed by it, so
     migrations appended by others before ours move both together."""
@@ -597,4 +602,5 @@ POSTGRES_MIGRATIONS: dict[int, str] = {
     _position(migrations.LEAD_SEARCH): LEAD_SEARCH,
     _position(migrations.CONVERSATIONS_BY_LEAD): CONVERSATIONS_BY_LEAD,
     _position(migrations.COUNTS_BY_STATUS_AND_MESSAGES): COUNTS_BY_STATUS_AND_MESSAGES,
+    _position(migrations.OWNER_NOTIFICATIONS_BY_LEAD): OWNER_NOTIFICATIONS_BY_LEAD,
 }

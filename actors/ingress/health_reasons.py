@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from actors.statistics import LLMStatistics, NotifierStatistics
-from store import leads, owner_notifications
+from store import leads
 from store.db import from_text, to_text
-from store.leads import Lead
 from supervisor.supervisor import ActorState, ActorStatistics
 
 from .context import IngressContext
@@ -82,13 +81,14 @@ def delivery_reasons(stats: NotifierStatistics, now: datetime) -> list[str]:
     return reasons
 
 
-def should_alert(ctx: IngressContext, lead: Lead) -> bool:
+def should_alert(ctx: IngressContext, found: leads.UnalertedCount) -> bool:
     """As the classifier decides: hot always, warm once the person can be contacted, each
     only when the business asks for it (`notifications.notifyOn`)."""
-    if lead.classification not in ctx.business.notifications.notifyOn:
+    if found.classification not in ctx.business.notifications.notifyOn:
         return False
-    contactable = bool(lead.fields.name and (lead.fields.phone or lead.fields.email))
-    return lead.classification == "caliente" or (lead.classification == "tibio" and contactable)
+    return found.classification == "caliente" or (
+        found.classification == "tibio" and found.contactable
+    )
 
 
 def unalerted_reasons(ctx: IngressContext, now: datetime) -> list[str]:
@@ -96,44 +96,42 @@ def unalerted_reasons(ctx: IngressContext, now: datetime) -> list[str]:
     `UNALERTED_LOOKBACK` (7 days) and are still new (not contacted, won or lost, nor opted
     out) with no alert sent. So a restart does not hide them, and the owner clears the
     warning by contacting them (or marking them contacted). One reason per cause: no
-    channel configured, alerts failing, or classified before a channel was configured."""
+    channel configured, alerts failing, or classified before a channel was configured.
+    Counted in SQL (store/leads.py), whatever the number of leads."""
     s = ctx.settings
     owner = s.owner_email or ctx.business.notifications.ownerEmail
     configured = bool((owner and s.email_configured) or s.webhook_url)
-    by_cause: dict[str, list[Lead]] = {}
-    last_error = ""
-    for lead in leads.unalerted_since(ctx.db, to_text(now - UNALERTED_LOOKBACK)):
-        if not should_alert(ctx, lead):
+    since = to_text(now - UNALERTED_LOOKBACK)
+    by_cause: dict[str, dict[str, int]] = {}
+    for found in leads.unalerted_since(ctx.db, since):
+        if not should_alert(ctx, found):
             continue
-        alerts = [
-            n
-            for n in owner_notifications.for_lead(ctx.db, lead.id)
-            if n["event"].startswith("alert_")
-        ]
-        if any(n["status"] == "sent" for n in alerts):
-            continue
-        failed = [str(n["error"]) for n in alerts if n["error"]]
         if not configured:
             cause = NO_ALERT_CHANNEL
-        elif failed:
-            cause, last_error = ALERTS_FAILING, failed[-1]
-        elif not alerts:
+        elif found.failed:
+            cause = ALERTS_FAILING
+        elif not found.alerted:
             cause = BEFORE_ALERT_CHANNEL
         else:
             continue  # queued a moment ago: the notifier is on it
-        by_cause.setdefault(cause, []).append(lead)
-    return [
-        f"{_leads_text(found)} sin aviso: {cause}"
-        + (f" ({last_error})" if cause == ALERTS_FAILING else "")
-        for cause, found in by_cause.items()
-    ]
+        counts = by_cause.setdefault(cause, {})
+        counts[found.classification] = counts.get(found.classification, 0) + found.leads
+    reasons = []
+    for cause, counts in by_cause.items():
+        reason = f"{_leads_text(counts)} sin aviso: {cause}"
+        if cause == ALERTS_FAILING:
+            notify_on = tuple(ctx.business.notifications.notifyOn)
+            reason += f" ({leads.last_alert_error(ctx.db, since, notify_on) or ''})"
+        reasons.append(reason)
+    return reasons
 
 
-def _leads_text(found: list[Lead]) -> str:
+def _leads_text(counts: dict[str, int]) -> str:
     """How many, in words: "2 leads calientes", "1 lead tibio", "1 lead caliente y 2 tibios"."""
-    hot = sum(lead.classification == "caliente" for lead in found)
-    counts = [(n, word) for n, word in ((hot, "caliente"), (len(found) - hot, "tibio")) if n]
-    (n, word), *rest = counts
+    hot = counts.get("caliente", 0)
+    warm = counts.get("tibio", 0)
+    found = [(n, word) for n, word in ((hot, "caliente"), (warm, "tibio")) if n]
+    (n, word), *rest = found
     text = f"{n} lead{_s(n)} {word}{_s(n)}"
     return text + "".join(f" y {m} {other}{_s(m)}" for m, other in rest)
 

@@ -21,6 +21,7 @@ from store.migrations import LEAD_COUNTERS, MIGRATIONS
 CHANNELS = ("web", "whatsapp", "instagram")
 CLASSES = ("frio", "tibio", "caliente")
 STATUSES = ("new", "contacted", "won", "lost")
+YEARS = ("2024", "2025")
 
 
 def direct_statistics(db: Database) -> dict[str, Any]:
@@ -245,3 +246,48 @@ def test_a_reply_is_counted_with_its_message(db: Database) -> None:
     stats = lead_reports.statistics(db)
     assert stats == direct_statistics(db)
     assert isinstance(stats["medianaPrimeraRespuestaSegundos"], float)
+
+
+def test_unalerted_leads_are_counted_as_a_lead_by_lead_reading_says(db: Database) -> None:
+    """/health/detailed's warm and hot leads without an alert (store/leads.py), counted in
+    SQL, against each lead and its alerts read one by one."""
+    rng = random.Random(9)
+    since = "2025-01-01T00:00:00.000Z"
+    for i in range(200):
+        conv = conversations.open_conversation(db, "web", f"u{i}")
+        lead = leads.create(db, conv.id, "web", f"u{i}")
+        db.execute(
+            "UPDATE leads SET classification = ?, name = ?, phone = ?, status = ?,"
+            " last_user_message_at = ? WHERE id = ?",
+            (rng.choice(CLASSES), rng.choice(["Ana", "", None]), rng.choice(["+569", None]),
+             rng.choice(["new", "new", "won"]), _at(rng).replace("2025", rng.choice(YEARS)),
+             lead.id),
+        )  # fmt: skip
+        for j in range(rng.randint(0, 2)):
+            db.execute(
+                "INSERT INTO owner_notifications (lead_id, transport, event, dedupe_key,"
+                " subject, body_text, status, next_attempt_at, error, created_at, updated_at)"
+                " VALUES (?, 'email', ?, ?, 's', 't', ?, 'x', ?, 'x', 'x')",
+                (lead.id, rng.choice(["alert_hot", "follow_up"]), f"k{i}-{j}",
+                 rng.choice(["pending", "sent", "failed"]), rng.choice([None, f"err {i}"])),
+            )  # fmt: skip
+    expected: dict[tuple[str, bool, bool, bool], int] = {}
+    for r in db.all("SELECT * FROM leads"):
+        if not (r["classification"] in ("tibio", "caliente") and r["status"] == "new"
+                and not r["contacted"] and r["last_user_message_at"] >= since):  # fmt: skip
+            continue
+        alerts = [
+            n
+            for n in db.all("SELECT * FROM owner_notifications WHERE lead_id = ?", (r["id"],))
+            if n["event"].startswith("alert_")
+        ]
+        if any(n["status"] == "sent" for n in alerts):
+            continue
+        contactable = bool(r["name"] and (r["phone"] or r["email"]))
+        key = (r["classification"], contactable, bool(alerts), any(n["error"] for n in alerts))
+        expected[key] = expected.get(key, 0) + 1
+    counted = {
+        (c.classification, c.contactable, c.alerted, c.failed): c.leads
+        for c in leads.unalerted_since(db, since)
+    }
+    assert counted == expected and len(counted) > 6
