@@ -128,6 +128,24 @@ class FollowUps:
             if self._number_due(lead, now) is not None
         ]
 
+    def due_page(self, now: datetime, limit: int, count_to: int) -> tuple[list[Lead], int]:
+        """The first `limit` of `due(now)` and how many there are (to `count_to` at most),
+        decided in SQL as `_number_due` decides (for the dashboard, whatever the store)."""
+
+        def before(hours: float) -> str:
+            return to_text(now - timedelta(hours=hours))
+
+        shortest = min(self.rules.hotAfterHours, self.rules.warmAfterHours)
+        return leads.follow_ups_due(
+            self.db,
+            before(shortest),
+            before(self.rules.hotAfterHours),
+            before(self.rules.warmAfterHours),
+            self.rules.maxCount,
+            limit,
+            count_to,
+        )
+
     def _number_due(self, lead: Lead, now: datetime) -> int | None:
         cycle = lead.last_user_message_at
         if cycle is None:

@@ -449,6 +449,44 @@ def follow_up_candidates(db: Database, silent_since: str) -> list[Lead]:
     return [_from_row(r) for r in rows]
 
 
+_IN_CYCLE = "FROM follow_ups f WHERE f.lead_id = leads.id AND f.cycle = leads.last_user_message_at"
+
+
+def follow_ups_due(
+    db: Database,
+    silent_since: str,
+    hot_before: str,
+    warm_before: str,
+    max_count: int,
+    limit: int,
+    count_to: int,
+) -> tuple[list[Lead], int]:
+    """The candidates (see follow_up_candidates) whose next follow-up is due: fewer than
+    `max_count` in this silence, the last one (or the silence's start) before
+    `hot_before` for a hot lead, `warm_before` for a warm one. The first `limit`, longest
+    silent first, and how many there are, counted to `count_to` at most. In SQL: a store
+    imported with years of quiet leads has hundreds of thousands of them."""
+    where = (
+        "classification IN ('tibio', 'caliente') AND contacted = 0 AND status = 'new'"
+        " AND opted_out_at IS NULL AND sandbox = 0 AND last_user_message_at IS NOT NULL"
+        f" AND last_user_message_at <= ? AND (SELECT count(*) {_IN_CYCLE}) < ?"
+        f" AND coalesce((SELECT max(f.created_at) {_IN_CYCLE}), last_user_message_at)"
+        " <= CASE WHEN classification = 'caliente' THEN ? ELSE ? END"
+    )
+    params = (silent_since, max_count, hot_before, warm_before)
+    rows = db.all(
+        f"SELECT {_COLUMNS} FROM leads WHERE {where} ORDER BY last_user_message_at LIMIT ?",
+        (*params, limit),
+    )
+    total = int(
+        db.scalar(
+            f"SELECT count(*) FROM (SELECT 1 FROM leads WHERE {where} LIMIT ?) d",
+            (*params, count_to),
+        )
+    )
+    return [_from_row(r) for r in rows], total
+
+
 # Warm and hot leads, still new, that wrote since ? and have no owner alert sent.
 _UNALERTED = (
     "l.classification IN ('tibio', 'caliente') AND l.contacted = 0 AND l.status = 'new'"

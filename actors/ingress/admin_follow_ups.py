@@ -18,9 +18,14 @@ from .admin_conversations import wake_notifier
 from .context import IngressContext
 from .responses import error_response, json_response
 
+DUE_SHOWN = 100  # leads listed, longest silent first
+DUE_COUNTED = 1000  # beyond: "más de 1000"
 
-def due_json(db: Database, due: list[Lead]) -> dict[str, Any]:
+
+def due_json(db: Database, due: list[Lead], total: int) -> dict[str, Any]:
     return {
+        "total": min(total, DUE_COUNTED),
+        "totalExacto": total <= DUE_COUNTED,
         "pendientes": [
             {
                 "leadId": lead.id,
@@ -43,7 +48,8 @@ def create_follow_ups_blueprint(ctx: IngressContext, auth: AdminAuth) -> Bluepri
         return LoggedFollowUps(on, ctx.business, ctx.settings, lambda: datetime.now(UTC))
 
     def due_now(reader: Database) -> dict[str, Any]:
-        return due_json(reader, planner(reader).due(datetime.now(UTC)))
+        due, total = planner(reader).due_page(datetime.now(UTC), DUE_SHOWN, DUE_COUNTED + 1)
+        return due_json(reader, due, total)
 
     @bp.get("/api/followups")
     @auth.required

@@ -19,11 +19,15 @@ export function initFollowUps(onOpen) {
 }
 
 export async function loadDue() {
-  const { pendientes, totales } = (await api("/api/followups")).data;
+  const { pendientes, totales, total, totalExacto } = (await api("/api/followups")).data;
   const list = $("followups-due");
   list.replaceChildren();
   for (const due of pendientes) list.appendChild(dueItem(due));
   $("followups-empty").hidden = pendientes.length > 0;
+  if (total > pendientes.length) {  // the longest silent are listed, the rest counted
+    list.appendChild(el("li", "due__item hint", totalExacto
+      ? `… y ${total - pendientes.length} más` : `… de más de ${total} en total`));
+  }
   const shown = Object.entries(totales).filter(([, n]) => n > 0)
     .map(([status, n]) => (OUTCOMES[status] || status) + ": " + n);
   $("followups-totals").textContent = shown.length
