@@ -55,7 +55,7 @@ def gone(pid: int) -> bool:
     return False
 
 
-async def workers_seen(url: str, want: int, within: float = 20) -> set[str]:
+async def workers_seen(url: str, want: int, within: float = START) -> set[str]:
     """The workers that answered /health/detailed, new connections each time."""
     seen: set[str] = set()
     with trio.fail_after(within):
@@ -209,7 +209,7 @@ async def test_ready_once_every_worker_is_ready_and_sigterm_drains_them_all(
         ("worker-1", "running"),
         ("worker-2", "running"),
     ]
-    assert len(await workers_seen(suite.url, 2, within=10)) == 2
+    assert len(await workers_seen(suite.url, 2, within=START)) == 2
     results: list[httpx.Response] = []
 
     async def chat(session: str) -> None:
@@ -220,7 +220,7 @@ async def test_ready_once_every_worker_is_ready_and_sigterm_drains_them_all(
 
     nursery.start_soon(chat, "drena-1")
     nursery.start_soon(chat, "drena-2")
-    with trio.fail_after(10):
+    with trio.fail_after(START):
         while len(fake_llm.requests) < 2:
             await trio.sleep(0.02)
     suite.send_signal(signal.SIGTERM)  # the parent only, as systemd's KillMode=mixed does

@@ -327,3 +327,40 @@ def test_a_transaction_holds_the_write_lock_so_another_writer_cannot_cut_it(
     other.execute("INSERT INTO backups (at, ok) VALUES ('x', 1)")  # after us, it may
     assert db.scalar("SELECT count(*) FROM messages") == 1
     other.close()
+
+
+def test_a_writer_waits_out_another_process_lock_in_short_steps(tmp_path: Path) -> None:
+    """Workers share the file: a write that meets another's lock waits for it in steps of
+    20 µs to 1 ms (SQLite's own busy timeout sleeps whole milliseconds), and gives up with
+    a busy error past its timeout, as the busy timeout did."""
+    import threading
+    import time
+
+    from store.sqlite import BusyWait
+
+    db = open_database(tmp_path / "leads.db")
+    other = apsw.Connection(str(tmp_path / "leads.db"))
+    released = threading.Event()
+
+    def hold(seconds: float) -> None:
+        other.execute("BEGIN IMMEDIATE")
+        time.sleep(seconds)
+        other.execute("COMMIT")
+        released.set()
+
+    holder = threading.Thread(target=hold, args=(0.05,))
+    holder.start()
+    time.sleep(0.01)
+    began = time.monotonic()
+    db.execute(
+        "INSERT INTO leases (name, owner, expires_at, acquired_at) VALUES ('a', 'b', 'c', 'd')"
+    )
+    waited = time.monotonic() - began
+    holder.join()
+    assert released.is_set() and waited >= 0.03  # it did wait for the lock
+    wait = BusyWait(100)
+    assert wait(0) is True and wait(1) is True
+    wait.started -= 1  # as if a second had passed
+    assert wait(2) is False  # SQLITE_BUSY for the caller
+    db.close()
+    other.close()
