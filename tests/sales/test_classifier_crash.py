@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import make_settings, running_suite, wait_for
 
 
-# Before its writes, and after the lead was changed: the savepoint must undo those writes,
+# Before its writes, and after the lead was changed: its transaction must undo those writes,
 # or the sweep would classify the turn a second time (two lead_classifications rows).
 @pytest.mark.parametrize("failpoint", ["classifier.turn", "classifier.applied"])
 async def test_a_crash_before_classifying_loses_nothing(tmp_path: Path, failpoint: str) -> None:
