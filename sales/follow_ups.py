@@ -19,7 +19,12 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sales.business import BusinessConfig
-from sales.owner_messages import daily_summary, follow_up_reminder
+from sales.owner_messages import (
+    SUMMARY_COUNTED,
+    SUMMARY_LISTED,
+    daily_summary,
+    follow_up_reminder,
+)
 from sales.settings import Settings
 from store import conversations, follow_ups, leads, outbox, owner_notifications
 from store.db import Database, from_text, to_text
@@ -297,8 +302,10 @@ class FollowUps:
         created = leads.created_between(self.db, to_text(yesterday), to_text(today))
         by_class: Counter[str] = Counter(lead.classification for lead in created)
         by_channel = Counter(lead.channel for lead in created)
+        # The longest silent, and how many (a store of years may have 100,000s due).
+        due, total = self.due_page(now, SUMMARY_LISTED, SUMMARY_COUNTED + 1)
         message = daily_summary(
-            self.business, yesterday.date().isoformat(), by_class, by_channel, self.due(now)
+            self.business, yesterday.date().isoformat(), by_class, by_channel, due, total
         )
         return owner_notifications.enqueue(self.db, "email", "daily_summary", key, message)
 

@@ -149,25 +149,38 @@ def follow_up_reminder(business: BusinessConfig, lead: Lead, why: str) -> OwnerM
     return OwnerMessage(subject, text, html, False)
 
 
+SUMMARY_LISTED = 50  # follow-ups due named in the daily summary, the longest silent first
+SUMMARY_COUNTED = 1000  # beyond: "más de 1000"
+
+
 def daily_summary(
     business: BusinessConfig,
     day: str,
     by_class: Mapping[str, int],
     by_channel: dict[str, int],
     due: Sequence[Lead],
+    due_total: int | None = None,
 ) -> OwnerMessage:
+    """`due`: the follow-ups due listed (the longest silent first), of `due_total` (counted
+    to a cap: more is "más de"; None: exactly those listed)."""
     prefix = business.notifications.emailSubjectPrefix.strip()
     total = sum(by_class.values())
     subject = f"{prefix} Resumen del {day}: {total} lead(s)"
     lines = [f"Resumen de {business.display_name} — leads del {day}", ""]
     lines += [f"{LABELS[c]}: {by_class.get(c, 0)}" for c in ("caliente", "tibio", "frio")]
     lines += [""] + [f"{CHANNEL_NAMES[c]}: {by_channel.get(c, 0)}" for c in CHANNEL_NAMES]
-    lines += ["", f"Seguimientos pendientes: {len(due)}"]
+    counted = len(due) if due_total is None else due_total
+    beyond = "más de " if due_total is not None and due_total > SUMMARY_COUNTED else ""
+    lines += ["", f"Seguimientos pendientes: {beyond}{min(counted, SUMMARY_COUNTED)}"]
     lines += [
         f"- {ld.fields.name or f'lead #{ld.id}'} ({LABELS[ld.classification]}, "
         f"{CHANNEL_NAMES.get(ld.channel, ld.channel)}) {ld.fields.phone or ''}".rstrip()
         for ld in due
     ]
+    if beyond:
+        lines.append(f"… de más de {SUMMARY_COUNTED} en total: el resto, en el panel")
+    elif counted > len(due):
+        lines.append(f"… y {counted - len(due)} más en el panel")
     html = (
         '<div style="font-family:Arial,sans-serif">'
         + "".join(f"<p>{escape(line)}</p>" if line else "<br>" for line in lines)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sales.follow_ups import FollowUps
+from sales.owner_messages import SUMMARY_COUNTED, daily_summary
 from store import conversations, follow_ups, leads
 from store.db import Database, to_text
 from tests.conftest import make_settings
@@ -42,3 +43,25 @@ def test_the_due_page_is_what_the_scheduler_decides(db: Database, tmp_path: Path
         page, total = planner.due_page(NOW, limit, count_to)
         assert [lead.id for lead in page] == expected[:limit]
         assert total == min(len(expected), count_to)
+
+
+def test_the_daily_summary_names_the_longest_silent_and_counts_the_rest(
+    db: Database, tmp_path: Path
+) -> None:
+    business = example_business()
+    for i in range(5):
+        conv = conversations.open_conversation(db, "web", f"q{i}")
+        lead = leads.create(db, conv.id, "web", f"q{i}")
+        db.execute(
+            "UPDATE leads SET classification = 'caliente', name = ?, last_user_message_at = ?"
+            " WHERE id = ?",
+            (f"Persona {i}", to_text(NOW - timedelta(days=3, minutes=i)), lead.id),
+        )
+    planner = FollowUps(db, business, make_settings(tmp_path), lambda: NOW)
+    due, total = planner.due_page(NOW, 2, SUMMARY_COUNTED + 1)
+    text = daily_summary(business, "2026-03-03", {}, {}, due, total).text
+    assert "Seguimientos pendientes: 5" in text and "… y 3 más en el panel" in text
+    assert text.index("Persona 4") < text.index("Persona 3") and "Persona 2" not in text
+    many = daily_summary(business, "2026-03-03", {}, {}, due, SUMMARY_COUNTED + 1).text
+    assert f"Seguimientos pendientes: más de {SUMMARY_COUNTED}" in many
+    assert daily_summary(business, "2026-03-03", {}, {}, due).text.count("Persona") == 2
