@@ -45,7 +45,7 @@ from fake_llm_full_lead import LEAD, REPLY
 from pinning import pinned
 from vs_original import busy, check_answer, original_env, rss_mib, wait_for_quiet
 from vs_original import wrk as chat_wrk
-from webhook import SECRET, write_requests
+from webhook import SECRET, Ids, wait_drained, write_requests
 from webhook import wrk as webhook_wrk
 
 ORIGINAL = "original (Node.js, one process)"
@@ -183,29 +183,6 @@ def tree_cpu(pid: int) -> float:
 
 def machine_busy() -> float:
     return sum(busy(core) for core in psutil.cpu_times(percpu=True))
-
-
-def wait_drained(url: str, timeout: float = 600) -> None:
-    """Until the suite has answered and sent every webhook of the last run."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        health = httpx.get(f"{url}/health/detailed", timeout=30).json()
-        whatsapp = health["channels"]["whatsapp"]
-        if whatsapp["inboundPending"] == 0 and whatsapp["outboxPending"] == 0:
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not drain its backlog")
-
-
-class Ids:
-    def __init__(self) -> None:
-        self.next = 0
-
-    def take(self, count: int) -> int:
-        first, self.next = self.next, self.next + count
-        return first
 
 
 def measure(
