@@ -27,6 +27,7 @@ STATEMENT_CACHE = 1024
 # The write probe waits this long for another writer's lock: writes here take microseconds,
 # so a lock held longer is a stuck writer, and the probe must not stall the event loop.
 WRITE_PROBE_BUSY_TIMEOUT_MS = 100
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes
 BUSY_STEP, BUSY_STEP_MAX = 0.00002, 0.001  # seconds: the first wait for a lock, the longest
 # apsw errors that say the file cannot be written now (unlike a constraint, a bug of ours).
 WRITE_FAILURES: tuple[type[apsw.Error], ...] = (
@@ -265,6 +266,8 @@ def _open(path: Path) -> SqliteDatabase:
     connection.set_busy_handler(BusyWait(BUSY_TIMEOUT_MS))
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    # A WAL started over (store/maintenance.py) is cut back to this size.
+    connection.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
     connection.execute("PRAGMA foreign_keys=ON")
     # Checkpoints run off the event loop (store/maintenance.py), not inside a commit.
     connection.wal_autocheckpoint(0)

@@ -257,6 +257,28 @@ def test_the_wal_is_checkpointed_off_the_event_loop(tmp_path: Path) -> None:
     assert db.scalar("SELECT count(*) FROM messages") == 300
 
 
+def test_a_wal_grown_past_its_bound_starts_over_and_is_cut_back(tmp_path: Path) -> None:
+    """Under a stream of commits a passive checkpoint never catches up, so past
+    RESTART_FRAMES a RESTART follows and the next commit writes the WAL from its start (it
+    had grown to hundreds of MB in a minute of load, and the disk's write-back throttled
+    the suite)."""
+    db = open_database(tmp_path / "leads.db")
+    written = 0
+    conv = conversations.open_conversation(db, "web", "s")
+    big = "x" * 3000  # about a page a message
+    while db.statistics().wal_bytes < (maintenance.RESTART_FRAMES + 500) * 4096:
+        with db.transaction():
+            for _ in range(50):
+                messages.add_inbound(db, conv.id, "web", big)
+                written += 1
+    frames, copied = maintenance.checkpoint(tmp_path / "leads.db")
+    assert (frames, copied > maintenance.RESTART_FRAMES) == (0, True)  # restarted
+    messages.add_inbound(db, conv.id, "web", "uno más")  # the WAL starts over
+    again, _copied = maintenance.checkpoint(tmp_path / "leads.db")
+    assert 0 < again < 100
+    assert db.scalar("SELECT count(*) FROM messages") == written + 1  # nothing lost
+
+
 def test_a_provider_repeating_a_message_id_does_not_stop_deliveries(db: Database) -> None:
     conv = conversations.open_conversation(db, "whatsapp", "569")
     first, second = outbox.enqueue(db, conv.id, "whatsapp", "569", "text", ["uno", "dos"])
