@@ -291,8 +291,11 @@ class WorkerPool:
             raise WorkerExited(
                 f"worker {state.number} (pid {process.pid}) {_how(process.returncode)}"
             )
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)  # an operator's restart of this one
+        if process.returncode is None and not self.stopping:
+            # An operator's restart of this one. (When the pool stops, `shutdown` told every
+            # worker once: a second SIGTERM could reach one past its trio run, where the
+            # default action kills it.)
+            process.send_signal(signal.SIGTERM)
         await process.wait()
         log.info("worker %d stopped (%s)", state.number, _how(process.returncode))
 
