@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -43,7 +43,7 @@ import fake_llm
 from chat_bench import PY, ROOT, free_port, suite_env, wait_http
 from fake_llm_full_lead import LEAD, REPLY
 from pinning import pinned
-from vs_original import busy, check_answer, original_env, rss_mib, wait_for_quiet
+from vs_original import busy, check_answer, original_env, rss_mib, save_results, wait_for_quiet
 from vs_original import wrk as chat_wrk
 from webhook import SECRET, Ids, wait_drained, write_requests
 from webhook import wrk as webhook_wrk
@@ -294,20 +294,7 @@ def report(
             verdict = "holds" if statistics.median(r) >= target else "does not hold"
             line += f"; target ≥ {target}× — {verdict}"
         print(line)
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "cluster.json").write_text(
-        json.dumps(
-            {
-                "connections": args.connections,
-                "duration": args.duration,
-                "load_before": load_before,
-                "load_after": load_after,
-                "runs": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
-            },
-            indent=2,
-        )
-    )
+    save_results("cluster.json", args, runs, load_before, load_after)
 
 
 if __name__ == "__main__":

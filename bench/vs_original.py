@@ -257,9 +257,20 @@ def report(
         ours = median(runs[name], "p99_ms")
         verdict = "holds" if ours <= p99 else "does not hold"
         print(f"p99 of {name} ≤ the original's: {ours:.1f} vs {p99:.1f} ms — {verdict}")
+    save_results("vs_original.json", args, runs, load_before, load_after)
+
+
+def save_results(
+    file: str,
+    args: argparse.Namespace,
+    runs: dict[str, list[Any]],
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+) -> None:
+    """The runs as JSON in bench/results/ (git ignores it), for a later look."""
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "vs_original.json").write_text(
+    (out / file).write_text(
         json.dumps(
             {
                 "connections": args.connections,
