@@ -100,7 +100,6 @@ class WorkerState:
     process: trio.Process | None = None
     ready: trio.Event = field(default_factory=trio.Event)
     pinged_at: float = 0.0  # trio time of the last WATCHDOG=1
-    status: str = ""  # its last STATUS= line
 
     @property
     def pid(self) -> int | None:
@@ -325,8 +324,7 @@ class WorkerPool:
                     state.ready.set()
                 elif line == "WATCHDOG=1":
                     state.pinged_at = trio.current_time()
-                elif line.startswith("STATUS="):
-                    state.status = line.removeprefix("STATUS=")
+                # STATUS= lines are the worker's own: systemd shows the parent's.
 
 
 async def _then_cancel(wait: object, scope: trio.CancelScope) -> None:
