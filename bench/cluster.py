@@ -43,7 +43,15 @@ import fake_llm
 from chat_bench import PY, ROOT, free_port, suite_env, wait_http
 from fake_llm_full_lead import LEAD, REPLY
 from pinning import pinned
-from vs_original import busy, check_answer, original_env, rss_mib, save_results, wait_for_quiet
+from vs_original import (
+    busy,
+    check_answer,
+    median,
+    original_env,
+    rss_mib,
+    save_results,
+    wait_for_quiet,
+)
 from vs_original import wrk as chat_wrk
 from webhook import SECRET, Ids, wait_drained, write_requests
 from webhook import wrk as webhook_wrk
@@ -246,10 +254,6 @@ def main() -> None:
                     runs.setdefault(server.name, []).append(run)
                     print(f"round {n + 1} {server.name:32} {run}", flush=True)
     report(args, runs, load_before, os.getloadavg())
-
-
-def median(runs: list[Run], field: str) -> float:
-    return statistics.median(float(getattr(r, field)) for r in runs)
 
 
 def ratios(runs: dict[str, list[Run]], ours: str, theirs: str) -> list[float]:
